@@ -1,0 +1,332 @@
+//! stellar's own settings: the optional `"Stellar"` object of an experiment file, and the
+//! resolved [`Settings`] the plan carries.
+//!
+//! Why: STeLLAR's schema has no place for what a reproducible, self-contained benchmark needs
+//! (a seed, request timeout, connection policy, failure budget, output directory, cold-start
+//! threshold, and the knobs of the embedded `local` provider). They live in one extra top-level
+//! object, `"Stellar"`, with PascalCase keys like the rest of the file; STeLLAR files simply omit
+//! it. Like the rest of the file it is strict: an unknown key is an error.
+//!
+//! ```json
+//! "Stellar": {
+//!   "Seed": 42,
+//!   "RequestTimeoutSeconds": 900,
+//!   "Connection": "fresh",
+//!   "MaxFailures": 10,
+//!   "OutputDir": "results",
+//!   "ColdThresholdMs": 300,
+//!   "Local": { "KeepAliveSeconds": 60, "MaxInstances": 1000, "InstanceConcurrency": 1 }
+//! }
+//! ```
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Issue;
+use crate::json_path::JsonPath;
+
+/// Default `RequestTimeoutSeconds`: STeLLAR's 15-minute HTTP client timeout.
+pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: f64 = 900.0;
+/// Default `OutputDir`.
+pub const DEFAULT_OUTPUT_DIR: &str = "results";
+/// Default `ColdThresholdMs`: STeLLAR's default cold/warm split for its bar plot.
+pub const DEFAULT_COLD_THRESHOLD_MS: u64 = 300;
+/// Default `Local.KeepAliveSeconds`.
+pub const DEFAULT_KEEP_ALIVE_SECONDS: f64 = 60.0;
+/// Default `Local.MaxInstances`.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+/// Default `Local.InstanceConcurrency`.
+pub const DEFAULT_INSTANCE_CONCURRENCY: u32 = 1;
+/// Upper bound for the second-valued settings (one day): keeps every value a sane `u64` of ms.
+pub const MAX_SETTING_SECONDS: f64 = 86_400.0;
+
+/// The `"Stellar"` object as written. Every key is optional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    rename_all = "PascalCase",
+    deny_unknown_fields,
+    expecting = "the `Stellar` settings object"
+)]
+pub struct StellarConfig {
+    /// Seed of every random choice (stochastic inter-arrival times). When absent, the plan takes
+    /// the current time in ms as the seed and records it in `plan.json`, so any run can be
+    /// repeated exactly by writing that seed here (or passing it on the command line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Timeout of one timed request, in seconds (default 900 = STeLLAR's 15 minutes).
+    #[serde(default = "default_request_timeout_seconds")]
+    pub request_timeout_seconds: f64,
+    /// `"fresh"` (default): a new TCP/TLS connection per request, with the connect time
+    /// recorded apart from the latency; `"reuse"`: a keep-alive connection pool.
+    #[serde(default)]
+    pub connection: ConnectionMode,
+    /// Failed requests tolerated per sub-experiment before it is aborted. Default: STeLLAR's
+    /// rule, `Bursts * BurstSizes[0] / 10` (integer division) for each sub-experiment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<u64>,
+    /// Directory under which each run's results directory is created (default `"results"`).
+    #[serde(default = "default_output_dir")]
+    pub output_dir: String,
+    /// Latency (ms) from which a request counts as cold in reports (default 300, as STeLLAR's
+    /// `bar` plot). A sub-experiment's `"Visualization": "bar-<ms>"` overrides it.
+    #[serde(default = "default_cold_threshold_ms")]
+    pub cold_threshold_ms: u64,
+    /// Settings of the embedded `local` provider (ignored by other providers).
+    #[serde(default)]
+    pub local: LocalConfig,
+}
+
+/// The `"Stellar": { "Local": { ... } }` object as written: the embedded local provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    rename_all = "PascalCase",
+    deny_unknown_fields,
+    expecting = "the `Local` settings object"
+)]
+pub struct LocalConfig {
+    /// Idle seconds after which an instance stops, so the next request is cold (default 60).
+    #[serde(default = "default_keep_alive_seconds")]
+    pub keep_alive_seconds: f64,
+    /// Most instances alive at once per run; a request beyond it gets HTTP 429 (default 1000).
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
+    /// Requests one instance serves at the same time (default 1, like AWS Lambda).
+    #[serde(default = "default_instance_concurrency")]
+    pub instance_concurrency: u32,
+}
+
+/// How timed requests use connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionMode {
+    /// A new TCP (and TLS) connection per request; connect time is recorded separately.
+    #[default]
+    Fresh,
+    /// Keep-alive connections from a pool (what STeLLAR's Go client mostly did).
+    Reuse,
+}
+
+fn default_request_timeout_seconds() -> f64 {
+    DEFAULT_REQUEST_TIMEOUT_SECONDS
+}
+fn default_output_dir() -> String {
+    DEFAULT_OUTPUT_DIR.to_owned()
+}
+fn default_cold_threshold_ms() -> u64 {
+    DEFAULT_COLD_THRESHOLD_MS
+}
+fn default_keep_alive_seconds() -> f64 {
+    DEFAULT_KEEP_ALIVE_SECONDS
+}
+fn default_max_instances() -> u32 {
+    DEFAULT_MAX_INSTANCES
+}
+fn default_instance_concurrency() -> u32 {
+    DEFAULT_INSTANCE_CONCURRENCY
+}
+
+impl Default for StellarConfig {
+    fn default() -> Self {
+        Self {
+            seed: None,
+            request_timeout_seconds: DEFAULT_REQUEST_TIMEOUT_SECONDS,
+            connection: ConnectionMode::default(),
+            max_failures: None,
+            output_dir: default_output_dir(),
+            cold_threshold_ms: DEFAULT_COLD_THRESHOLD_MS,
+            local: LocalConfig::default(),
+        }
+    }
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            keep_alive_seconds: DEFAULT_KEEP_ALIVE_SECONDS,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            instance_concurrency: DEFAULT_INSTANCE_CONCURRENCY,
+        }
+    }
+}
+
+/// The resolved `"Stellar"` settings (defaults applied, durations in ms). The seed is not here
+/// but at the top of the plan, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Timeout of one timed request.
+    pub request_timeout_ms: u64,
+    /// How timed requests use connections.
+    pub connection: ConnectionMode,
+    /// Explicit failure budget per sub-experiment; `None` = STeLLAR's rule (each
+    /// sub-experiment's resolved budget is in its `max_failures`).
+    pub max_failures: Option<u64>,
+    /// Root directory for results.
+    pub output_dir: PathBuf,
+    /// Default cold/warm latency threshold.
+    pub cold_threshold_ms: u64,
+    /// The embedded local provider's settings.
+    pub local: LocalSettings,
+}
+
+/// Resolved settings of the embedded `local` provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalSettings {
+    /// Idle time after which an instance stops.
+    pub keep_alive_ms: u64,
+    /// Most instances alive at once.
+    pub max_instances: u32,
+    /// Requests one instance serves concurrently.
+    pub instance_concurrency: u32,
+}
+
+/// Converts a validated number of seconds into whole milliseconds (rounded to nearest).
+fn seconds_to_ms(seconds: f64) -> u64 {
+    // `as` saturates; callers have checked 0 <= seconds <= MAX_SETTING_SECONDS.
+    (seconds * 1000.0).round() as u64
+}
+
+impl Settings {
+    /// Checks the raw settings and applies defaults. `output_dir_override` (e.g. a command-line
+    /// flag) replaces `OutputDir`.
+    pub(crate) fn resolve(
+        raw: &StellarConfig,
+        output_dir_override: Option<&PathBuf>,
+    ) -> Result<Self, Issue> {
+        let base = JsonPath::root().key("Stellar");
+        let timeout = raw.request_timeout_seconds;
+        if !(timeout.is_finite() && timeout > 0.0 && timeout <= MAX_SETTING_SECONDS) {
+            return Err(Issue::new(
+                base.key("RequestTimeoutSeconds"),
+                format!("must be more than 0 and at most {MAX_SETTING_SECONDS} seconds"),
+            ));
+        }
+        if raw.output_dir.trim().is_empty() {
+            return Err(Issue::new(base.key("OutputDir"), "must not be empty"));
+        }
+        let local = &raw.local;
+        let local_path = base.key("Local");
+        let keep_alive = local.keep_alive_seconds;
+        if !(keep_alive.is_finite() && (0.0..=MAX_SETTING_SECONDS).contains(&keep_alive)) {
+            return Err(Issue::new(
+                local_path.key("KeepAliveSeconds"),
+                format!("must be between 0 and {MAX_SETTING_SECONDS} seconds"),
+            ));
+        }
+        if local.max_instances == 0 {
+            return Err(Issue::new(
+                local_path.key("MaxInstances"),
+                "must be at least 1",
+            ));
+        }
+        if local.instance_concurrency == 0 {
+            return Err(Issue::new(
+                local_path.key("InstanceConcurrency"),
+                "must be at least 1",
+            ));
+        }
+        Ok(Self {
+            request_timeout_ms: seconds_to_ms(timeout),
+            connection: raw.connection,
+            max_failures: raw.max_failures,
+            output_dir: output_dir_override
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from(&raw.output_dir)),
+            cold_threshold_ms: raw.cold_threshold_ms,
+            local: LocalSettings {
+                keep_alive_ms: seconds_to_ms(keep_alive),
+                max_instances: local.max_instances,
+                instance_concurrency: local.instance_concurrency,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<StellarConfig, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    #[test]
+    fn empty_object_means_all_defaults() {
+        let raw = parse("{}").expect("parses");
+        assert_eq!(raw, StellarConfig::default());
+        let settings = Settings::resolve(&raw, None).expect("valid");
+        assert_eq!(
+            settings,
+            Settings {
+                request_timeout_ms: 900_000,
+                connection: ConnectionMode::Fresh,
+                max_failures: None,
+                output_dir: PathBuf::from("results"),
+                cold_threshold_ms: 300,
+                local: LocalSettings {
+                    keep_alive_ms: 60_000,
+                    max_instances: 1000,
+                    instance_concurrency: 1
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn every_key_resolves() {
+        let raw = parse(
+            r#"{"Seed": 7, "RequestTimeoutSeconds": 2.5, "Connection": "reuse", "MaxFailures": 3,
+                "OutputDir": "out", "ColdThresholdMs": 50,
+                "Local": {"KeepAliveSeconds": 0.5, "MaxInstances": 4, "InstanceConcurrency": 2}}"#,
+        )
+        .expect("parses");
+        assert_eq!(raw.seed, Some(7));
+        let settings = Settings::resolve(&raw, Some(&PathBuf::from("elsewhere"))).expect("valid");
+        assert_eq!(settings.request_timeout_ms, 2500);
+        assert_eq!(settings.connection, ConnectionMode::Reuse);
+        assert_eq!(settings.max_failures, Some(3));
+        assert_eq!(settings.output_dir, PathBuf::from("elsewhere"));
+        assert_eq!(settings.cold_threshold_ms, 50);
+        assert_eq!(settings.local.keep_alive_ms, 500);
+        assert_eq!(settings.local.max_instances, 4);
+        assert_eq!(settings.local.instance_concurrency, 2);
+    }
+
+    #[test]
+    fn bad_values_name_their_path() {
+        let issue = |text: &str| {
+            Settings::resolve(&parse(text).expect("parses"), None)
+                .expect_err("invalid")
+                .path
+                .to_string()
+        };
+        assert_eq!(
+            issue(r#"{"RequestTimeoutSeconds": 0}"#),
+            "Stellar.RequestTimeoutSeconds"
+        );
+        assert_eq!(issue(r#"{"OutputDir": " "}"#), "Stellar.OutputDir");
+        assert_eq!(
+            issue(r#"{"Local": {"KeepAliveSeconds": -1}}"#),
+            "Stellar.Local.KeepAliveSeconds"
+        );
+        assert_eq!(
+            issue(r#"{"Local": {"MaxInstances": 0}}"#),
+            "Stellar.Local.MaxInstances"
+        );
+        assert_eq!(
+            issue(r#"{"Local": {"InstanceConcurrency": 0}}"#),
+            "Stellar.Local.InstanceConcurrency"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_connection_values_are_rejected() {
+        assert!(parse(r#"{"Sed": 1}"#).is_err());
+        assert!(parse(r#"{"Local": {"KeepAlive": 1}}"#).is_err());
+        let err = parse(r#"{"Connection": "keepalive"}"#).expect_err("bad variant");
+        assert!(
+            err.to_string().contains("expected `fresh` or `reuse`"),
+            "{err}"
+        );
+    }
+}

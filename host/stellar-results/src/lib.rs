@@ -1,0 +1,59 @@
+//! Turns request outcomes into result files: the streamed per-request `latencies.csv`,
+//! `statistics.csv`, empirical-CDF plots and a summary table for the terminal.
+//!
+//! Everything here works both while a run streams rows in ([`LatencyWriter`]) and afterwards
+//! from the CSV alone ([`read_latencies`] gives back the same [`LatencyRow`]s), so a report can
+//! be rebuilt without re-running the benchmark. The crate has no async or wasm dependencies.
+//!
+//! # Layout
+//! - [`row`]: the [`LatencyRow`] schema of `latencies.csv` (STeLLAR's columns first).
+//! - [`writer`]: crash-safe streaming writer and the reader.
+//! - [`stats`]: [`Summary`] statistics with a documented percentile method; `statistics.csv`.
+//! - [`plot`]: `empirical_CDF.png` / `.svg`.
+//! - [`summary`]: [`SubExperimentSummary`] and the terminal table.
+#![deny(missing_docs)]
+
+use std::path::Path;
+
+pub mod error;
+pub mod plot;
+pub mod row;
+pub mod stats;
+pub mod summary;
+pub mod writer;
+
+pub use error::{Result, ResultsError};
+pub use row::{ErrorKind, LATENCY_HEADERS, LatencyRow};
+pub use stats::{STATISTICS_HEADERS, Summary};
+pub use summary::{SubExperimentSummary, render_table};
+pub use writer::{LatencyWriter, read_latencies};
+
+/// File name of the per-request CSV (the name Go STeLLAR used).
+pub const LATENCIES_CSV: &str = "latencies.csv";
+/// File name of the statistics CSV (the name Go STeLLAR used).
+pub const STATISTICS_CSV: &str = "statistics.csv";
+
+/// Writes a finished sub-experiment's `statistics.csv` and ECDF plots into `dir` (created if
+/// missing) and returns its summary. `latencies.csv` is not written here: the
+/// [`LatencyWriter`] streams it during the run.
+///
+/// `title_line` titles the plot (`\n` separates lines); its first line becomes the summary's
+/// title. The slug is the rows' `Sub-experiment` value, or `dir`'s name when there are no rows.
+pub fn write_sub_experiment_outputs(
+    dir: impl AsRef<Path>,
+    title_line: &str,
+    rows: &[LatencyRow],
+) -> Result<SubExperimentSummary> {
+    let dir = dir.as_ref();
+    fs_err::create_dir_all(dir).map_err(|e| ResultsError::io(dir, "create directory", e))?;
+    stats::write_statistics(dir.join(STATISTICS_CSV), rows)?;
+    plot::write_ecdf_plots(dir, title_line, rows)?;
+    let slug = rows
+        .first()
+        .map(|r| r.sub_experiment.clone())
+        .filter(|s| !s.is_empty())
+        .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let title = title_line.lines().next().unwrap_or_default();
+    Ok(SubExperimentSummary::from_rows(slug, title, rows))
+}

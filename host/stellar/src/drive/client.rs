@@ -1,0 +1,302 @@
+//! The timed HTTP client: sends one benchmark request and measures it.
+//!
+//! Built on hyper's connection API (not a pooled high-level client) so that connection set-up
+//! is timed apart from the request: `connect` covers DNS, TCP and (for https) TLS; the request
+//! itself is timed from the moment it is handed to the connection. Two documented modes:
+//! - `fresh` (default): every request opens its own connection, so every sample carries the
+//!   same kind of set-up cost, recorded in its own column, and no hidden pool state.
+//! - `reuse`: keep-alive connections are pooled per host; a request that finds an idle one
+//!   records no connect time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+pub use stellar_config::ConnectionMode;
+
+/// Largest response body kept; the rest is read and counted but dropped.
+const MAX_BODY_KEPT: usize = 1 << 20;
+
+/// A request target: scheme, authority and path-and-query, parsed once.
+#[derive(Debug, Clone)]
+pub struct Target {
+    https: bool,
+    host: String,
+    port: u16,
+    authority: String,
+    path_and_query: String,
+}
+
+impl Target {
+    /// Parses an absolute `http://` or `https://` URL.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(format!("URL {url:?} must start with http:// or https://")),
+        };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("URL {url:?} has no host"))?;
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        Ok(Self {
+            https,
+            host: host.to_owned(),
+            port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
+            authority: authority.as_str().to_owned(),
+            path_and_query: uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/".into()),
+        })
+    }
+
+    /// The same target with `query` appended (`query` without the leading `?`).
+    pub fn with_query(&self, query: &str) -> Self {
+        let mut t = self.clone();
+        if !query.is_empty() {
+            let sep = if t.path_and_query.contains('?') { '&' } else { '?' };
+            t.path_and_query = format!("{}{sep}{query}", t.path_and_query);
+        }
+        t
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn pool_key(&self) -> String {
+        format!("{}://{}:{}", if self.https { "https" } else { "http" }, self.host, self.port)
+    }
+}
+
+/// A completed exchange (any HTTP status).
+#[derive(Debug)]
+pub struct Exchange {
+    /// Time spent opening the connection; `None` when a pooled one was reused.
+    pub connect: Option<Duration>,
+    /// From the actual send (before connecting) to the response headers.
+    pub to_headers: Duration,
+    /// From the connection being ready to the response headers.
+    pub after_connect_to_headers: Duration,
+    /// From the actual send to the end of the body.
+    pub to_end: Duration,
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+    pub body_len: u64,
+}
+
+/// Why a request produced no response.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestFailure {
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    #[error("connect: {0}")]
+    Connect(String),
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+impl RequestFailure {
+    /// The `Error Kind` column value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RequestFailure::Timeout(_) => "timeout",
+            RequestFailure::Connect(_) => "connect",
+            RequestFailure::Protocol(_) => "protocol",
+        }
+    }
+}
+
+/// Sends benchmark requests; cheap to share behind an `Arc`.
+pub struct TimedClient {
+    mode: ConnectionMode,
+    timeout: Duration,
+    tls: tokio_rustls::TlsConnector,
+    pool: Mutex<HashMap<String, Vec<SendRequest<Empty<Bytes>>>>>,
+}
+
+impl TimedClient {
+    pub fn new(mode: ConnectionMode, timeout: Duration) -> Self {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+            .unwrap_or_else(|_| {
+                // The ring provider supports the default versions; this branch is unreachable in
+                // practice but keeps construction infallible.
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .expect("TLS 1.3 is supported by ring")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+            });
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self {
+            mode,
+            timeout,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            pool: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn mode(&self) -> ConnectionMode {
+        self.mode
+    }
+
+    /// Sends a GET to `target`. `sent` is taken by the caller right before this call and is the
+    /// origin of every duration in the result.
+    pub async fn get(&self, target: &Target, sent: Instant) -> Result<Exchange, RequestFailure> {
+        match tokio::time::timeout(self.timeout, self.exchange(target, sent)).await {
+            Ok(r) => r,
+            Err(_) => Err(RequestFailure::Timeout(self.timeout)),
+        }
+    }
+
+    async fn exchange(&self, target: &Target, sent: Instant) -> Result<Exchange, RequestFailure> {
+        let (mut sender, connect) = match self.take_pooled(target) {
+            Some(s) => (s, None),
+            None => {
+                let s = self.connect(target).await?;
+                (s, Some(sent.elapsed()))
+            }
+        };
+        let ready = Instant::now();
+        let request = http::Request::get(&target.path_and_query)
+            .header(http::header::HOST, &target.authority)
+            .header(http::header::USER_AGENT, concat!("stellar/", env!("CARGO_PKG_VERSION")))
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| RequestFailure::Protocol(e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| RequestFailure::Protocol(error_chain(&e)))?;
+        let headers_at = Instant::now();
+        let status = response.status().as_u16();
+        let (parts, mut body) = response.into_parts();
+        let mut kept = Vec::new();
+        let mut body_len = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| RequestFailure::Protocol(error_chain(&e)))?;
+            if let Ok(data) = frame.into_data() {
+                body_len += data.len() as u64;
+                if kept.len() < MAX_BODY_KEPT {
+                    let room = MAX_BODY_KEPT - kept.len();
+                    kept.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+        }
+        let end = Instant::now();
+        if self.mode == ConnectionMode::Reuse {
+            self.give_back(target, sender);
+        }
+        Ok(Exchange {
+            connect,
+            to_headers: headers_at - sent,
+            after_connect_to_headers: headers_at - ready,
+            to_end: end - sent,
+            status,
+            headers: parts.headers,
+            body: Bytes::from(kept),
+            body_len,
+        })
+    }
+
+    fn take_pooled(&self, target: &Target) -> Option<SendRequest<Empty<Bytes>>> {
+        if self.mode != ConnectionMode::Reuse {
+            return None;
+        }
+        let mut pool = self.pool.lock().ok()?;
+        let idle = pool.get_mut(&target.pool_key())?;
+        while let Some(s) = idle.pop() {
+            if !s.is_closed() && s.is_ready() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, target: &Target, sender: SendRequest<Empty<Bytes>>) {
+        if sender.is_closed() {
+            return;
+        }
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.entry(target.pool_key()).or_default().push(sender);
+        }
+    }
+
+    async fn connect(&self, target: &Target) -> Result<SendRequest<Empty<Bytes>>, RequestFailure> {
+        let tcp = TcpStream::connect((target.host.as_str(), target.port))
+            .await
+            .map_err(|e| RequestFailure::Connect(format!("{}:{}: {e}", target.host, target.port)))?;
+        let _ = tcp.set_nodelay(true);
+        if target.https {
+            let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                .map_err(|e| RequestFailure::Connect(format!("TLS name {}: {e}", target.host)))?;
+            let tls = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| RequestFailure::Connect(format!("TLS handshake with {}: {e}", target.host)))?;
+            handshake(TokioIo::new(tls)).await
+        } else {
+            handshake(TokioIo::new(tcp)).await
+        }
+    }
+}
+
+async fn handshake<I>(io: I) -> Result<SendRequest<Empty<Bytes>>, RequestFailure>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| RequestFailure::Connect(error_chain(&e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "benchmark connection closed with an error");
+        }
+    });
+    Ok(sender)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        let t = Target::parse("http://127.0.0.1:8080/fn").unwrap();
+        assert_eq!((t.host(), t.port, t.https), ("127.0.0.1", 8080, false));
+        assert_eq!(t.with_query("a=1").path_and_query, "/fn?a=1");
+        let t = Target::parse("https://www.google.com").unwrap();
+        assert_eq!((t.port, t.https, t.path_and_query.as_str()), (443, true, "/"));
+        assert_eq!(t.with_query("a=1").with_query("b=2").path_and_query, "/?a=1&b=2");
+        assert!(Target::parse("ftp://x").is_err());
+        assert!(Target::parse("not a url").is_err());
+    }
+}

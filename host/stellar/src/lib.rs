@@ -1,0 +1,17 @@
+//! stellar: measures the tail latency of serverless clouds.
+//!
+//! Data flow: `stellar_config` (experiment → plan) → [`provision`] (plugins deploy the
+//! measurement function) → [`drive`] (timed requests) → `stellar_results` (CSV, statistics,
+//! plots). [`plugin`] is the sandboxed adapter host; `stellar_local` the embedded provider.
+
+pub mod cli;
+pub mod drive;
+pub mod embedded;
+pub mod instances;
+pub mod journal;
+pub mod logging;
+pub mod plugin;
+pub mod progress;
+pub mod provision;
+pub mod report_text;
+pub mod run;

@@ -1,0 +1,278 @@
+//! `stellar run`: plan → provision → drive → results → summary, with nothing lost on the way.
+//!
+//! Rows are streamed to `latencies.csv` as requests finish (flushed per row); statistics and
+//! plots are written per sub-experiment when it ends; the plan is saved before anything is
+//! deployed; provisioned functions are removed at the end, also after Ctrl-C or a failure.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use stellar_config::{Plan, PlanOptions, SubExperimentPlan};
+use stellar_results::{LatencyRow, LatencyWriter, SubExperimentSummary};
+use tokio::sync::mpsc;
+
+use crate::drive::{self, DriveOptions, DriveReport, RunClock, StopSignal, TimedClient};
+use crate::progress::Progress;
+use crate::provision::{DeployedEndpoint, ProvisionOptions, Provisioned};
+
+/// Command-line choices for one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunArgs {
+    pub experiment: PathBuf,
+    pub seed: Option<u64>,
+    pub output_dir: Option<PathBuf>,
+    pub only_sub_experiment: Option<usize>,
+    pub plugin: Option<PathBuf>,
+    pub show_progress: bool,
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub run_dir: PathBuf,
+    pub summaries: Vec<SubExperimentSummary>,
+    pub reports: Vec<DriveReport>,
+    pub wall_time: Duration,
+}
+
+impl RunOutcome {
+    /// True when every planned request was sent (failed requests are data, not a failed run).
+    pub fn completed(&self) -> bool {
+        self.reports.iter().all(|r| r.stopped_early.is_none())
+    }
+}
+
+/// Loads and validates the plan only.
+pub fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
+    let now_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Ok(Plan::from_file(
+        &args.experiment,
+        &PlanOptions {
+            seed_override: args.seed,
+            only_sub_experiment: args.only_sub_experiment,
+            output_dir_override: args.output_dir.clone(),
+            now_unix_ms,
+        },
+    )?)
+}
+
+/// Runs an experiment end to end. `run_stop` is triggered by Ctrl-C.
+pub async fn run(
+    args: &RunArgs,
+    run_stop: StopSignal,
+    on_run_dir: impl FnOnce(&Path),
+) -> anyhow::Result<RunOutcome> {
+    let started = Instant::now();
+    let plan = plan(args)?;
+    let run_id = run_id();
+    let run_dir = create_run_dir(&plan, &args.experiment, &run_id)?;
+    on_run_dir(&run_dir);
+    let plan_json = serde_json::to_string_pretty(&plan)?;
+    fs_err::write(run_dir.join("plan.json"), plan_json + "\n")?;
+    for ignored in &plan.ignored {
+        tracing::info!(field = %ignored.json_path, value = %ignored.value, reason = %ignored.reason,
+            "experiment field accepted but ignored");
+    }
+    tracing::info!(run_dir = %run_dir.display(), seed = plan.seed, provider = ?plan.provider, "run starting");
+
+    let provisioned = Provisioned::new(
+        &plan,
+        &run_id,
+        &run_dir,
+        &ProvisionOptions {
+            plugin_file: args.plugin.clone(),
+        },
+    )
+    .await?;
+    let result = drive_all(&plan, &provisioned, &run_dir, run_stop, args.show_progress).await;
+    provisioned.teardown().await;
+    let (summaries, reports) = result?;
+    Ok(RunOutcome {
+        run_dir,
+        summaries,
+        reports,
+        wall_time: started.elapsed(),
+    })
+}
+
+async fn drive_all(
+    plan: &Plan,
+    provisioned: &Provisioned,
+    run_dir: &Path,
+    run_stop: StopSignal,
+    show_progress: bool,
+) -> anyhow::Result<(Vec<SubExperimentSummary>, Vec<DriveReport>)> {
+    let client = Arc::new(TimedClient::new(
+        plan.settings.connection,
+        Duration::from_millis(plan.settings.request_timeout_ms),
+    ));
+    let clock = RunClock::start_now();
+    let progress = Progress::new(show_progress);
+    let jobs = plan
+        .sub_experiments
+        .iter()
+        .zip(&provisioned.endpoints)
+        .map(|(sub, endpoints)| SubRun {
+            sub,
+            endpoints,
+            provisioned,
+            dir: run_dir.join(&sub.slug),
+            client: Arc::clone(&client),
+            clock,
+            options: DriveOptions {
+                send_measurement_query: provisioned.measurement_function,
+                expect_measurement_reply: provisioned.measurement_function,
+                payload_length_bytes: sub.payload_length_bytes,
+            },
+            run_stop: run_stop.clone(),
+            progress: &progress,
+        });
+    let mut results = Vec::new();
+    if plan.sequential {
+        for job in jobs {
+            if run_stop.is_stopped() {
+                break;
+            }
+            results.push(job.run().await?);
+        }
+    } else {
+        let futures: Vec<_> = jobs.map(|j| j.run()).collect();
+        for r in futures_join_all(futures).await {
+            results.push(r?);
+        }
+    }
+    progress.finish();
+    Ok(results.into_iter().unzip())
+}
+
+/// Joins futures concurrently on the current task, keeping their order.
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if outputs[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => outputs[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+struct SubRun<'a> {
+    sub: &'a SubExperimentPlan,
+    endpoints: &'a [DeployedEndpoint],
+    provisioned: &'a Provisioned,
+    dir: PathBuf,
+    client: Arc<TimedClient>,
+    clock: RunClock,
+    options: DriveOptions,
+    run_stop: StopSignal,
+    progress: &'a Progress,
+}
+
+impl SubRun<'_> {
+    async fn run(self) -> anyhow::Result<(SubExperimentSummary, DriveReport)> {
+        fs_err::create_dir_all(&self.dir)?;
+        let mut writer = LatencyWriter::create(&self.dir.join("latencies.csv"))?;
+        let bar = self.progress.add(self.sub);
+        let (tx, mut rx) = mpsc::unbounded_channel::<LatencyRow>();
+        let targets: Vec<_> = self.endpoints.iter().map(|e| e.target.clone()).collect();
+        let drive = drive::drive_sub_experiment(
+            self.sub,
+            &targets,
+            self.client,
+            self.clock,
+            &self.options,
+            tx,
+            self.run_stop,
+        );
+        // The single consumer: append every row as it arrives, so a crash loses at most the
+        // requests in flight.
+        let sink = async {
+            let mut rows = Vec::new();
+            while let Some(row) = rx.recv().await {
+                writer.write(&row)?;
+                bar.record(&row);
+                rows.push(row);
+            }
+            anyhow::Ok(rows)
+        };
+        let (report, rows) = tokio::join!(drive, sink);
+        let rows = rows?;
+        writer.finish()?;
+        bar.finish(&report);
+
+        let title = format!(
+            "{}\nIAT ~{}s ({}), burst sizes {:?}",
+            self.sub.title,
+            self.sub.iat_seconds,
+            format!("{:?}", self.sub.iat_type).to_lowercase(),
+            self.sub.burst_sizes
+        );
+        let summary = stellar_results::write_sub_experiment_outputs(&self.dir, &title, &rows)
+            .with_context(|| format!("writing results of {}", self.sub.slug))?;
+        self.write_instance_records()?;
+        if let Some(why) = &report.stopped_early {
+            tracing::warn!(sub_experiment = %self.sub.slug, sent = report.sent, planned = report.planned, "{why}");
+        }
+        Ok((summary, report))
+    }
+
+    /// For the local provider: every instance started, from the runtime's own records.
+    fn write_instance_records(&self) -> anyhow::Result<()> {
+        let mut records = Vec::new();
+        for (endpoint, e) in self.endpoints.iter().enumerate() {
+            let Some(function) = &e.function else { continue };
+            let Some(list) = self.provisioned.local_instances(function) else {
+                continue;
+            };
+            records.extend(list.into_iter().map(|r| crate::instances::InstanceRow::new(endpoint, function, r)));
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        crate::instances::write(&self.dir.join("instances.csv"), &records)
+    }
+}
+
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:06x}", (nanos ^ (u128::from(std::process::id()) << 20)) as u32 & 0xff_ffff)
+}
+
+fn create_run_dir(plan: &Plan, experiment: &Path, run_id: &str) -> anyhow::Result<PathBuf> {
+    let stem = experiment
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "experiment".into());
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+        .trim_end_matches('Z')
+        .to_owned();
+    let dir = plan
+        .settings
+        .output_dir
+        .join(format!("{stamp}-{stem}-{run_id}"));
+    fs_err::create_dir_all(&dir)?;
+    Ok(dir)
+}

@@ -1,0 +1,134 @@
+//! Instance identity: which process (= serverless instance) served a request, and whether the
+//! request was its first (cold) one.
+//!
+//! Providers do not tell a function whether it is cold, so the function keeps a process-global
+//! record created once at start: a random id, the start time and an atomic invocation counter.
+//! The first invocation a process handles is cold; every later one is warm.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One instance's identity and invocation counter.
+#[derive(Debug)]
+pub struct Instance {
+    id: String,
+    start_unix_ns: u64,
+    invocations: AtomicU64,
+}
+
+/// Where one invocation falls in its instance's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvocationSeq {
+    /// True exactly for the instance's first invocation.
+    pub cold: bool,
+    /// 1-based count of invocations on this instance, including this one.
+    pub invocations_on_instance: u64,
+}
+
+impl Instance {
+    /// A new identity: 16 random hex chars (OS-seeded RNG) and the current time.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_id(crate::random_hex_id(), crate::unix_ns_now())
+    }
+
+    /// An identity with a given id and start time (for tests and embedding).
+    #[must_use]
+    pub fn with_id(id: String, start_unix_ns: u64) -> Self {
+        Self {
+            id,
+            start_unix_ns,
+            invocations: AtomicU64::new(0),
+        }
+    }
+
+    /// The instance id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// When the instance identity was created, in Unix nanoseconds.
+    #[must_use]
+    pub fn start_unix_ns(&self) -> u64 {
+        self.start_unix_ns
+    }
+
+    /// Counts one invocation and says whether it is the first. Safe to call concurrently:
+    /// exactly one caller ever sees `cold == true`.
+    pub fn begin_invocation(&self) -> InvocationSeq {
+        let before = self.invocations.fetch_add(1, Ordering::Relaxed);
+        InvocationSeq {
+            cold: before == 0,
+            invocations_on_instance: before.saturating_add(1),
+        }
+    }
+
+    /// Invocations counted so far.
+    #[must_use]
+    pub fn invocations(&self) -> u64 {
+        self.invocations.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for Instance {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The process-global instance, created on first call. Entry points call this at process start
+/// (before announcing readiness) so `start_unix_ns` is the process start.
+pub fn global() -> &'static Instance {
+    static INSTANCE: OnceLock<Instance> = OnceLock::new();
+    INSTANCE.get_or_init(Instance::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cold_only_on_first_invocation_and_counter_increments() {
+        let inst = Instance::with_id("x".into(), 5);
+        assert_eq!(inst.invocations(), 0);
+        let seqs: Vec<_> = (0..4).map(|_| inst.begin_invocation()).collect();
+        assert_eq!(
+            seqs.iter().map(|s| s.cold).collect::<Vec<_>>(),
+            [true, false, false, false]
+        );
+        assert_eq!(
+            seqs.iter()
+                .map(|s| s.invocations_on_instance)
+                .collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(inst.invocations(), 4);
+        assert_eq!(inst.id(), "x");
+        assert_eq!(inst.start_unix_ns(), 5);
+    }
+
+    #[test]
+    fn exactly_one_cold_under_concurrency() {
+        let inst = Instance::new();
+        let colds: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| (0..100).filter(|_| inst.begin_invocation().cold).count()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(colds, 1);
+        assert_eq!(inst.invocations(), 800);
+    }
+
+    #[test]
+    fn global_is_created_once() {
+        assert!(std::ptr::eq(global(), global()));
+        assert_eq!(global().id().len(), 16);
+    }
+
+    #[test]
+    fn new_instances_get_distinct_ids() {
+        assert_ne!(Instance::new().id(), Instance::new().id());
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests across crates: the `stellar` binary on the local provider, and the plugin
+//! sandbox against a deliberately hostile component. One test binary (style: one integration
+//! binary per crate).
+
+mod plugins;
+mod run_local;
