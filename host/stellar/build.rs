@@ -31,7 +31,13 @@ fn main() {
     run(
         Command::new(&cargo)
             .current_dir(root.join("plugins"))
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--target-dir",
+            ])
             .arg(embedded.join("plugins")),
         "building the wasm plugins (is the target installed? `rustup target add wasm32-wasip2`)",
     );
@@ -41,7 +47,11 @@ fn main() {
         ("STELLAR_PLUGIN_HOSTILE_WASM", "stellar_plugin_hostile.wasm"),
     ] {
         let path = wasm_dir.join(file);
-        assert!(path.is_file(), "expected {} after the plugin build", path.display());
+        assert!(
+            path.is_file(),
+            "expected {} after the plugin build",
+            path.display()
+        );
         println!("cargo:rustc-env={env_name}={}", path.display());
     }
 

@@ -66,9 +66,12 @@ async fn undeclared_host_is_refused_with_a_clear_error_and_the_host_goes_on() {
     assert_eq!(plugin.info().name, "hostile");
     let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
 
-    inst.configure(&settings(&[("mode", "undeclared-host"), ("target", "127.0.0.2:9")]))
-        .await
-        .unwrap();
+    inst.configure(&settings(&[
+        ("mode", "undeclared-host"),
+        ("target", "127.0.0.2:9"),
+    ]))
+    .await
+    .unwrap();
     let err = inst.list_apis().await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, PluginError::UndeclaredHost { .. }), "{msg}");
@@ -77,9 +80,12 @@ async fn undeclared_host_is_refused_with_a_clear_error_and_the_host_goes_on() {
     assert!(msg.contains("allowed-hosts: 127.0.0.1"), "{msg}");
 
     // A name that would resolve to loopback is still refused: the allow-list is by name.
-    inst.configure(&settings(&[("mode", "undeclared-host"), ("target", "localhost:9")]))
-        .await
-        .unwrap();
+    inst.configure(&settings(&[
+        ("mode", "undeclared-host"),
+        ("target", "localhost:9"),
+    ]))
+    .await
+    .unwrap();
     assert!(matches!(
         inst.list_apis().await,
         Err(PluginError::UndeclaredHost { .. })
@@ -162,7 +168,11 @@ async fn plugin_sees_no_filesystem_and_no_environment() {
         meta.get("file").is_some_and(|v| v.starts_with("error")),
         "{meta:?}"
     );
-    assert_eq!(meta.get("env-count").map(String::as_str), Some("0"), "{meta:?}");
+    assert_eq!(
+        meta.get("env-count").map(String::as_str),
+        Some("0"),
+        "{meta:?}"
+    );
 }
 
 #[tokio::test]
@@ -171,7 +181,9 @@ async fn plugin_panic_is_reported_with_its_message() {
     let rt = runtime(SandboxLimits::default(), &cache);
     let plugin = rt.load(hostile()).await.unwrap();
     let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
-    inst.configure(&settings(&[("mode", "panic")])).await.unwrap();
+    inst.configure(&settings(&[("mode", "panic")]))
+        .await
+        .unwrap();
     let err = inst.list_apis().await.unwrap_err();
     assert!(matches!(err, PluginError::Trap { .. }), "{err}");
     assert!(err.to_string().contains("panicked"), "{err}");
@@ -193,7 +205,9 @@ async fn artifacts_are_streamed_to_the_plugin_intact() {
     let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bootstrap.zip");
-    let data: Vec<u8> = (0..(12u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..(12u32 << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     fs_err::write(&path, &data).unwrap();
     let endpoint = inst.deploy_function(&request(Some(path))).await.unwrap();
     let meta: std::collections::BTreeMap<_, _> = endpoint.meta.into_iter().collect();
@@ -209,7 +223,11 @@ async fn non_component_files_get_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("not-a-plugin.wasm");
     fs_err::write(&path, b"hello").unwrap();
-    let err = rt.load(PluginSource::File(path.clone())).await.err().unwrap();
+    let err = rt
+        .load(PluginSource::File(path.clone()))
+        .await
+        .err()
+        .unwrap();
     let msg = err.to_string();
     assert!(msg.contains("not-a-plugin.wasm"), "{msg}");
     assert!(msg.contains("stellar:provider/provider@0.1.0"), "{msg}");
@@ -278,7 +296,11 @@ async fn local_adapter_round_trips_through_the_embedded_runtime() {
     let bin = work.path().join("stellar-measure-http");
     fs_err::write(&bin, stellar::embedded::MEASURE_HTTP_BIN).unwrap();
     let endpoint = inst.deploy_function(&request(Some(bin))).await.unwrap();
-    assert!(endpoint.url.starts_with(&local.gateway_url()), "{}", endpoint.url);
+    assert!(
+        endpoint.url.starts_with(&local.gateway_url()),
+        "{}",
+        endpoint.url
+    );
     let listed = inst.list_apis().await.unwrap();
     assert_eq!(listed.len(), 1);
     inst.remove_function(&endpoint.id).await.unwrap();

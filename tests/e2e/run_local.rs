@@ -45,7 +45,10 @@ fn quickstart_on_the_local_provider() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     eprintln!("quickstart wall time {:?}\n{stdout}", started.elapsed());
 
     let run_dir = only_subdir(out.path());
@@ -57,9 +60,10 @@ fn quickstart_on_the_local_provider() {
         serde_json::from_str(&fs_err::read_to_string(run_dir.join("plan.json")).unwrap()).unwrap();
     assert_eq!(plan.seed, 42);
 
-    let golden_header =
-        fs_err::read_to_string(repo().join("host/stellar-results/tests/golden/latencies.header.csv"))
-            .unwrap();
+    let golden_header = fs_err::read_to_string(
+        repo().join("host/stellar-results/tests/golden/latencies.header.csv"),
+    )
+    .unwrap();
     let mut saw_cold = 0;
     let mut saw_warm = 0;
     for sub in &plan.sub_experiments {
@@ -67,9 +71,9 @@ fn quickstart_on_the_local_provider() {
         let csv_path = dir.join("latencies.csv");
         let text = fs_err::read_to_string(&csv_path).unwrap();
         assert_eq!(text.lines().next(), golden_header.lines().next());
-        assert!(text.starts_with(
-            "Request ID,Host,Sent At,Received At,Client Latency (ms),Burst ID,"
-        ));
+        assert!(
+            text.starts_with("Request ID,Host,Sent At,Received At,Client Latency (ms),Burst ID,")
+        );
         let rows: Vec<LatencyRow> = read_latencies(&csv_path).unwrap();
         assert_eq!(rows.len() as u64, sub.total_requests(), "{}", sub.slug);
         for r in &rows {
@@ -112,14 +116,20 @@ fn quickstart_on_the_local_provider() {
             *m.entry(r.instance_id.as_str()).or_insert(0u64) += 1;
             m
         });
-        assert_eq!(per_instance, served.into_iter().filter(|(_, n)| *n > 0).collect());
+        assert_eq!(
+            per_instance,
+            served.into_iter().filter(|(_, n)| *n > 0).collect()
+        );
         saw_cold += cold_rows.len();
         saw_warm += rows.iter().filter(|r| r.cold == Some(false)).count();
 
         assert!(dir.join("statistics.csv").is_file());
         assert!(dir.join("empirical_CDF.png").is_file());
     }
-    assert!(saw_cold >= 3 && saw_warm >= 10, "cold {saw_cold}, warm {saw_warm}");
+    assert!(
+        saw_cold >= 3 && saw_warm >= 10,
+        "cold {saw_cold}, warm {saw_warm}"
+    );
 }
 
 #[test]
@@ -155,6 +165,9 @@ fn dry_run_prints_the_plan_and_deploys_nothing() {
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("seed 42"), "{stdout}");
-    assert!(stdout.contains("00-warm: 20 bursts, 20 requests"), "{stdout}");
+    assert!(
+        stdout.contains("00-warm: 20 bursts, 20 requests"),
+        "{stdout}"
+    );
     assert_eq!(fs_err::read_dir(out.path()).unwrap().count(), 0);
 }

@@ -13,7 +13,11 @@ use crate::plugin::{PluginRuntime, PluginSource, ProviderInfo, SandboxLimits};
 use crate::run::{RunArgs, RunOutcome};
 
 #[derive(Debug, Parser)]
-#[command(name = "stellar", version, about = "Measure the tail latency of serverless clouds")]
+#[command(
+    name = "stellar",
+    version,
+    about = "Measure the tail latency of serverless clouds"
+)]
 pub struct Cli {
     /// Log more (info level) to stderr; RUST_LOG overrides.
     #[arg(short, long, global = true)]
@@ -114,7 +118,9 @@ async fn run(cmd: RunCmd, run_log: RunLog) -> anyhow::Result<i32> {
         let stop = stop.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::warn!("interrupted: finishing requests in flight, then cleaning up (Ctrl-C again to quit now)");
+                tracing::warn!(
+                    "interrupted: finishing requests in flight, then cleaning up (Ctrl-C again to quit now)"
+                );
                 stop.stop();
                 if tokio::signal::ctrl_c().await.is_ok() {
                     std::process::exit(130);
@@ -177,8 +183,9 @@ async fn local(cmd: LocalCmd) -> anyhow::Result<i32> {
         gateway_port,
         work_dir,
     } = cmd;
-    let work_dir = work_dir
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("stellar-local-{}", std::process::id())));
+    let work_dir = work_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("stellar-local-{}", std::process::id()))
+    });
     let mut cfg = stellar_local::LocalRuntimeConfig::new(&work_dir);
     cfg.control_addr = ([127, 0, 0, 1], control_port).into();
     cfg.gateway_addr = ([127, 0, 0, 1], gateway_port).into();

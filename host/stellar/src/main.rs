@@ -5,7 +5,10 @@ use clap::Parser;
 fn main() {
     let cli = stellar::cli::Cli::parse();
     let run_log = stellar::logging::init(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => fail(&anyhow::Error::from(e)),
     };
@@ -15,7 +18,10 @@ fn main() {
     }
 }
 
-#[allow(clippy::print_stderr, reason = "the binary prints the final error chain")]
+#[allow(
+    clippy::print_stderr,
+    reason = "the binary prints the final error chain"
+)]
 fn fail(e: &anyhow::Error) -> ! {
     eprintln!("error: {e:#}");
     std::process::exit(1)

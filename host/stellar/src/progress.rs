@@ -19,7 +19,8 @@ impl Progress {
     pub fn new(show: bool) -> Self {
         let show = show && std::io::IsTerminal::is_terminal(&std::io::stderr());
         Self {
-            multi: show.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4))),
+            multi: show
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4))),
         }
     }
 
@@ -28,11 +29,9 @@ impl Progress {
             Some(m) => {
                 let bar = m.add(ProgressBar::new(sub.total_requests()));
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix:>20} [{bar:30}] {pos}/{len} req {msg}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                    ProgressStyle::with_template("{prefix:>20} [{bar:30}] {pos}/{len} req {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                 );
                 bar.set_prefix(sub.slug.clone());
                 bar.enable_steady_tick(Duration::from_millis(250));
@@ -71,7 +70,9 @@ pub struct SubProgress {
 impl SubProgress {
     pub fn record(&self, row: &LatencyRow) {
         let Some(bar) = &self.bar else { return };
-        let Ok(mut state) = self.state.lock() else { return };
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
         match row.ok_latency_ms() {
             Some(ms) => state.latencies.push(ms),
             None => state.errors += 1,

@@ -248,13 +248,21 @@ async fn deploy_all(
                 artifact: Some(artifact.to_owned()),
             };
             journal.record(JournalEvent::Creating, provider, &name, None, None)?;
-            let endpoint = instance
-                .deploy_function(&request)
-                .await
-                .with_context(|| format!("deploying `{name}` with plugin `{}`", plugin.info().name))?;
-            journal.record(JournalEvent::Created, provider, &name, Some(&endpoint.url), None)?;
+            let endpoint = instance.deploy_function(&request).await.with_context(|| {
+                format!("deploying `{name}` with plugin `{}`", plugin.info().name)
+            })?;
+            journal.record(
+                JournalEvent::Created,
+                provider,
+                &name,
+                Some(&endpoint.url),
+                None,
+            )?;
             let target = Target::parse(&endpoint.url).map_err(|e| {
-                anyhow::anyhow!("plugin `{}` returned a bad endpoint: {e}", plugin.info().name)
+                anyhow::anyhow!(
+                    "plugin `{}` returned a bad endpoint: {e}",
+                    plugin.info().name
+                )
             })?;
             endpoints.push(DeployedEndpoint {
                 function: Some(endpoint.id),

@@ -18,7 +18,11 @@ pub fn plan_preview(plan: &Plan) -> String {
         "plan for {} (provider {provider}, seed {}, {})",
         plan.source_path.display(),
         plan.seed,
-        if plan.sequential { "sequential" } else { "concurrent" }
+        if plan.sequential {
+            "sequential"
+        } else {
+            "concurrent"
+        }
     );
     for sub in &plan.sub_experiments {
         let _ = writeln!(
@@ -42,7 +46,11 @@ pub fn plan_preview(plan: &Plan) -> String {
         }
     }
     for ignored in &plan.ignored {
-        let _ = writeln!(s, "  note: {} = {} is ignored: {}", ignored.json_path, ignored.value, ignored.reason);
+        let _ = writeln!(
+            s,
+            "  note: {} = {} is ignored: {}",
+            ignored.json_path, ignored.value, ignored.reason
+        );
     }
     s
 }

@@ -196,11 +196,11 @@ impl SubRun<'_> {
         let drive = drive::drive_sub_experiment(
             self.sub,
             &targets,
-            self.client,
+            Arc::clone(&self.client),
             self.clock,
             &self.options,
             tx,
-            self.run_stop,
+            self.run_stop.clone(),
         );
         // The single consumer: append every row as it arrives, so a crash loses at most the
         // requests in flight.
@@ -238,11 +238,16 @@ impl SubRun<'_> {
     fn write_instance_records(&self) -> anyhow::Result<()> {
         let mut records = Vec::new();
         for (endpoint, e) in self.endpoints.iter().enumerate() {
-            let Some(function) = &e.function else { continue };
+            let Some(function) = &e.function else {
+                continue;
+            };
             let Some(list) = self.provisioned.local_instances(function) else {
                 continue;
             };
-            records.extend(list.into_iter().map(|r| crate::instances::InstanceRow::new(endpoint, function, r)));
+            records.extend(
+                list.into_iter()
+                    .map(|r| crate::instances::InstanceRow::new(endpoint, function, r)),
+            );
         }
         if records.is_empty() {
             return Ok(());
@@ -256,7 +261,10 @@ fn run_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{:06x}", (nanos ^ (u128::from(std::process::id()) << 20)) as u32 & 0xff_ffff)
+    format!(
+        "{:06x}",
+        (nanos ^ (u128::from(std::process::id()) << 20)) as u32 & 0xff_ffff
+    )
 }
 
 fn create_run_dir(plan: &Plan, experiment: &Path, run_id: &str) -> anyhow::Result<PathBuf> {

@@ -644,8 +644,14 @@ fn read_response(
     let read = loop {
         match stream.blocking_read(READ_CHUNK_BYTES) {
             Ok(chunk) => {
-                if body.len() + chunk.len() > limit {
+                let needed = body.len() + chunk.len();
+                if needed > limit {
                     break Err(too_large());
+                }
+                if let Err(e) = grow(&mut body, needed, declared, limit) {
+                    break Err(broken(&format!(
+                        "cannot hold a {needed}-byte response in memory: {e}"
+                    )));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -662,6 +668,26 @@ fn read_response(
         body,
         request: format!("{method} {}://{authority}{path_and_query}", scheme.as_str()),
     })
+}
+
+/// Makes room for `needed` bytes without overshooting `limit`: the declared length is
+/// reserved exactly, otherwise capacity doubles but stops at the limit, so a body near the
+/// limit never costs twice the limit. Failure is an error, not an abort.
+fn grow(
+    body: &mut Vec<u8>,
+    needed: usize,
+    declared: Option<u64>,
+    limit: usize,
+) -> Result<(), std::collections::TryReserveError> {
+    if needed <= body.capacity() {
+        return Ok(());
+    }
+    let declared = declared.and_then(|n| usize::try_from(n).ok());
+    let target = match declared {
+        Some(n) if n >= needed => n,
+        _ => body.capacity().saturating_mul(2).max(needed).min(limit),
+    };
+    body.try_reserve_exact(target - body.len())
 }
 
 fn stream_error(e: StreamError, authority: &str, doing: &str) -> HttpError {
@@ -866,6 +892,23 @@ mod tests {
             classify(&ErrorCode::HttpRequestDenied, "h:1"),
             HttpError::Denied { .. }
         ));
+    }
+
+    #[test]
+    fn response_buffer_never_outgrows_the_limit() {
+        let mut body = Vec::new();
+        grow(&mut body, 10, Some(100), 1000).unwrap();
+        assert_eq!(body.capacity(), 100);
+
+        let mut body = Vec::new();
+        let mut len = 0;
+        while len < 1000 {
+            len = (len + 64).min(1000);
+            grow(&mut body, len, None, 1000).unwrap();
+            assert!(body.capacity() >= len && body.capacity() <= 1000);
+            body.resize(len, 0);
+        }
+        assert_eq!(body.capacity(), 1000);
     }
 
     #[test]

@@ -36,7 +36,9 @@ pub struct Target {
 impl Target {
     /// Parses an absolute `http://` or `https://` URL.
     pub fn parse(url: &str) -> Result<Self, String> {
-        let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
@@ -45,7 +47,10 @@ impl Target {
         let authority = uri
             .authority()
             .ok_or_else(|| format!("URL {url:?} has no host"))?;
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         Ok(Self {
             https,
             host: host.to_owned(),
@@ -62,7 +67,11 @@ impl Target {
     pub fn with_query(&self, query: &str) -> Self {
         let mut t = self.clone();
         if !query.is_empty() {
-            let sep = if t.path_and_query.contains('?') { '&' } else { '?' };
+            let sep = if t.path_and_query.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
             t.path_and_query = format!("{}{sep}{query}", t.path_and_query);
         }
         t
@@ -73,7 +82,12 @@ impl Target {
     }
 
     fn pool_key(&self) -> String {
-        format!("{}://{}:{}", if self.https { "https" } else { "http" }, self.host, self.port)
+        format!(
+            "{}://{}:{}",
+            if self.https { "https" } else { "http" },
+            self.host,
+            self.port
+        )
     }
 }
 
@@ -177,7 +191,10 @@ impl TimedClient {
         let ready = Instant::now();
         let request = http::Request::get(&target.path_and_query)
             .header(http::header::HOST, &target.authority)
-            .header(http::header::USER_AGENT, concat!("stellar/", env!("CARGO_PKG_VERSION")))
+            .header(
+                http::header::USER_AGENT,
+                concat!("stellar/", env!("CARGO_PKG_VERSION")),
+            )
             .body(Empty::<Bytes>::new())
             .map_err(|e| RequestFailure::Protocol(e.to_string()))?;
         let response = sender
@@ -241,16 +258,16 @@ impl TimedClient {
     async fn connect(&self, target: &Target) -> Result<SendRequest<Empty<Bytes>>, RequestFailure> {
         let tcp = TcpStream::connect((target.host.as_str(), target.port))
             .await
-            .map_err(|e| RequestFailure::Connect(format!("{}:{}: {e}", target.host, target.port)))?;
+            .map_err(|e| {
+                RequestFailure::Connect(format!("{}:{}: {e}", target.host, target.port))
+            })?;
         let _ = tcp.set_nodelay(true);
         if target.https {
             let name = rustls::pki_types::ServerName::try_from(target.host.clone())
                 .map_err(|e| RequestFailure::Connect(format!("TLS name {}: {e}", target.host)))?;
-            let tls = self
-                .tls
-                .connect(name, tcp)
-                .await
-                .map_err(|e| RequestFailure::Connect(format!("TLS handshake with {}: {e}", target.host)))?;
+            let tls = self.tls.connect(name, tcp).await.map_err(|e| {
+                RequestFailure::Connect(format!("TLS handshake with {}: {e}", target.host))
+            })?;
             handshake(TokioIo::new(tls)).await
         } else {
             handshake(TokioIo::new(tcp)).await
@@ -294,8 +311,14 @@ mod tests {
         assert_eq!((t.host(), t.port, t.https), ("127.0.0.1", 8080, false));
         assert_eq!(t.with_query("a=1").path_and_query, "/fn?a=1");
         let t = Target::parse("https://www.google.com").unwrap();
-        assert_eq!((t.port, t.https, t.path_and_query.as_str()), (443, true, "/"));
-        assert_eq!(t.with_query("a=1").with_query("b=2").path_and_query, "/?a=1&b=2");
+        assert_eq!(
+            (t.port, t.https, t.path_and_query.as_str()),
+            (443, true, "/")
+        );
+        assert_eq!(
+            t.with_query("a=1").with_query("b=2").path_and_query,
+            "/?a=1&b=2"
+        );
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("not a url").is_err());
     }

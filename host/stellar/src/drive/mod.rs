@@ -20,7 +20,7 @@ use stellar_results::LatencyRow;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-pub use client::{ConnectionMode, TimedClient, Target};
+pub use client::{ConnectionMode, Target, TimedClient};
 pub use stop::StopSignal;
 
 /// The run's two clocks: monotonic for every duration, wall-clock only for labels.

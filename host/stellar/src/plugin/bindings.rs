@@ -10,7 +10,7 @@ mod generated {
         exports: { default: async },
         imports: { default: trappable },
         with: {
-            "stellar:provider/types/artifact": crate::plugin::artifact::ArtifactHandle,
+            "stellar:provider/types.artifact": crate::plugin::artifact::ArtifactHandle,
         },
     });
 }
@@ -18,7 +18,9 @@ mod generated {
 pub(crate) use generated::Adapter;
 pub(crate) use generated::AdapterPre;
 pub(crate) use generated::stellar::provider::host_log;
-pub use generated::stellar::provider::types::{
-    ArtifactKind, ColdStartScope, Endpoint, FunctionSpec, Protocol, ProviderError, ProviderInfo,
+pub(crate) use generated::stellar::provider::types::{
+    Arch, FunctionSpec, Host as TypesHost, HostArtifact,
 };
-pub(crate) use generated::stellar::provider::types::{Arch, Host as TypesHost, HostArtifact};
+pub use generated::stellar::provider::types::{
+    ArtifactKind, ColdStartScope, Endpoint, Protocol, ProviderError, ProviderInfo,
+};

@@ -45,7 +45,9 @@ impl ComponentCache {
     fn entry_path(&self, engine: &Engine, wasm: &[u8]) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         let mut h = Sha256::new();
         h.update(wasm);
         h.update(engine_hash.finish().to_le_bytes());
@@ -97,7 +99,9 @@ fn store_artifact(component: &Component, path: &Path) -> Result<(), Box<dyn std:
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         std::process::id(),
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     ));
     fs_err::write(&tmp, bytes)?;
     fs_err::rename(&tmp, path)?;

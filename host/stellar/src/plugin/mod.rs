@@ -90,9 +90,7 @@ pub enum PluginError {
         call: &'static str,
         after: Duration,
     },
-    #[error(
-        "plugin `{plugin}` is unusable after an earlier crash or timeout; start a new run"
-    )]
+    #[error("plugin `{plugin}` is unusable after an earlier crash or timeout; start a new run")]
     Poisoned { plugin: String },
     #[error("plugin `{plugin}`: opening artifact {path}: {source}")]
     Artifact {
@@ -369,7 +367,10 @@ impl PluginInstance {
     async fn call<T>(
         &mut self,
         call: &'static str,
-        f: impl AsyncFnOnce(&Adapter, &mut Store<PluginState>) -> wasmtime::Result<Result<T, ProviderError>>,
+        f: impl AsyncFnOnce(
+            &Adapter,
+            &mut Store<PluginState>,
+        ) -> wasmtime::Result<Result<T, ProviderError>>,
     ) -> Result<T, PluginError> {
         let Some(adapter) = self.adapter.take() else {
             return Err(PluginError::Poisoned {
