@@ -2,7 +2,10 @@
 //! sandbox against a deliberately hostile component. One test binary (style: one integration
 //! binary per crate).
 
-#![allow(clippy::print_stderr, reason = "tests report measured timings on stderr")]
+#![allow(
+    clippy::print_stderr,
+    reason = "tests report measured timings on stderr"
+)]
 
 mod plugins;
 mod run_local;

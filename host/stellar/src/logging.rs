@@ -29,18 +29,18 @@ pub struct RunLogWriter(Arc<Mutex<Option<fs_err::File>>>);
 
 impl Write for RunLogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut slot) = self.0.lock() {
-            if let Some(f) = slot.as_mut() {
-                f.write_all(buf)?;
-            }
+        if let Ok(mut slot) = self.0.lock()
+            && let Some(f) = slot.as_mut()
+        {
+            f.write_all(buf)?;
         }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        if let Ok(mut slot) = self.0.lock() {
-            if let Some(f) = slot.as_mut() {
-                f.flush()?;
-            }
+        if let Ok(mut slot) = self.0.lock()
+            && let Some(f) = slot.as_mut()
+        {
+            f.flush()?;
         }
         Ok(())
     }

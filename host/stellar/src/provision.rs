@@ -206,10 +206,10 @@ impl Provisioned {
         if let Some(local) = self.local.take() {
             local.shutdown().await;
         }
-        if let Some(dir) = self.work_dir.take() {
-            if let Err(e) = fs_err::remove_dir_all(&dir) {
-                tracing::debug!(error = %e, "could not remove the run's work directory");
-            }
+        if let Some(dir) = self.work_dir.take()
+            && let Err(e) = fs_err::remove_dir_all(&dir)
+        {
+            tracing::debug!(error = %e, "could not remove the run's work directory");
         }
     }
 }

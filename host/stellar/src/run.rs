@@ -189,7 +189,7 @@ struct SubRun<'a> {
 impl SubRun<'_> {
     async fn run(self) -> anyhow::Result<(SubExperimentSummary, DriveReport)> {
         fs_err::create_dir_all(&self.dir)?;
-        let mut writer = LatencyWriter::create(&self.dir.join("latencies.csv"))?;
+        let mut writer = LatencyWriter::create(self.dir.join("latencies.csv"))?;
         let bar = self.progress.add(self.sub);
         let (tx, mut rx) = mpsc::unbounded_channel::<LatencyRow>();
         let targets: Vec<_> = self.endpoints.iter().map(|e| e.target.clone()).collect();

@@ -73,10 +73,10 @@ impl ComponentCache {
             }
         }
         let component = Component::new(engine, wasm)?;
-        if let Some(path) = entry {
-            if let Err(e) = store_artifact(&component, &path) {
-                tracing::warn!(path = %path.display(), error = %e, "could not cache the compiled component");
-            }
+        if let Some(path) = entry
+            && let Err(e) = store_artifact(&component, &path)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not cache the compiled component");
         }
         Ok((component, LoadPath::Compiled))
     }
