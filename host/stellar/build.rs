@@ -44,6 +44,7 @@ fn main() {
     let wasm_dir = embedded.join("plugins/wasm32-wasip2/release");
     for (env_name, file) in [
         ("STELLAR_PLUGIN_LOCAL_WASM", "stellar_plugin_local.wasm"),
+        ("STELLAR_PLUGIN_AWS_WASM", "stellar_plugin_aws.wasm"),
         ("STELLAR_PLUGIN_HOSTILE_WASM", "stellar_plugin_hostile.wasm"),
     ] {
         let path = wasm_dir.join(file);

@@ -2,11 +2,12 @@
 //!
 //! One core library (this crate, no HTTP-server types) and thin entry points: the plain-HTTP
 //! server `stellar-measure-http` (Azure custom handler, Cloud Run, Knative/vHive, Alibaba FC and
-//! stellar's embedded `local` runtime) and, later, an AWS Lambda entry point. Every entry point
-//! turns its request into an [`Invocation`], calls [`handle`] and returns the
-//! [`MeasurementResponse`] as JSON. The host depends on this crate with
-//! `default-features = false` to parse responses and READY lines; the `http-server` feature
-//! (default) adds the hyper/tokio server in [`http`].
+//! stellar's embedded `local` runtime) and the AWS Lambda entry point `stellar-measure-lambda`.
+//! Every entry point turns its request into an [`Invocation`], calls [`handle`] (or
+//! [`handle_with`]) and returns the [`MeasurementResponse`] as JSON. The host depends on this
+//! crate with `default-features = false` to parse responses and READY lines; the `http-server`
+//! feature (default) adds the hyper/tokio server in [`http`], the `lambda` feature the
+//! `lambda_runtime` handler in `lambda`.
 //!
 //! # Wire protocol
 //!
@@ -66,6 +67,10 @@
 //! - [`response`]: [`MeasurementResponse`] and [`handle`].
 //! - [`ready`]: the `STELLAR-READY` line, written by entry points and parsed by the host.
 //! - [`http`] (feature `http-server`): the hyper server used by `stellar-measure-http`.
+//! - `lambda` (feature `lambda`): the Lambda event handler used by `stellar-measure-lambda`
+//!   (function-URL / API Gateway v2 events and Direct Invoke; see that module for the reply
+//!   shapes). It runs under AWS Lambda or `cargo lambda watch`, needs no READY line, and takes
+//!   its instance id from `AWS_LAMBDA_LOG_STREAM_NAME`.
 
 #![deny(missing_docs)]
 
@@ -73,6 +78,8 @@ pub mod facts;
 #[cfg(feature = "http-server")]
 pub mod http;
 pub mod instance;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod ready;
 pub mod request;
 pub mod response;

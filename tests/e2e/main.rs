@@ -7,5 +7,6 @@
     reason = "tests report measured timings on stderr"
 )]
 
+mod aws;
 mod plugins;
 mod run_local;

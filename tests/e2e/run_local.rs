@@ -66,6 +66,7 @@ fn quickstart_on_the_local_provider() {
     .unwrap();
     let mut saw_cold = 0;
     let mut saw_warm = 0;
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for sub in &plan.sub_experiments {
         let dir = run_dir.join(&sub.slug);
         let csv_path = dir.join("latencies.csv");
@@ -97,7 +98,21 @@ fn quickstart_on_the_local_provider() {
             .iter()
             .map(|i| (i.instance_id.as_str(), i.requests_served))
             .collect();
-        let cold_rows: Vec<&LatencyRow> = rows.iter().filter(|r| r.cold == Some(true)).collect();
+        // The final label comes from the function (ground truth here) on every row.
+        let cold_rows: Vec<&LatencyRow> = rows
+            .iter()
+            .filter(|r| r.cold_label == Some(true))
+            .collect();
+        for r in &rows {
+            assert_eq!(r.cold_source, "function", "{r:?}");
+            assert_eq!(r.cold_label, r.cold, "{r:?}");
+            // The gateway's own signal agrees with the function on every row.
+            assert_eq!(r.provider_cold, r.cold, "{r:?}");
+            match r.cold_label {
+                Some(true) => *kinds.entry(r.cold_kind.clone()).or_default() += 1,
+                _ => assert_eq!(r.cold_kind, "", "{r:?}"),
+            }
+        }
         // Every instance that served requests was started by exactly one request, and that
         // request is the one the function flagged cold; the gateway agrees (init time).
         let started: BTreeSet<&str> = instances
@@ -123,12 +138,44 @@ fn quickstart_on_the_local_provider() {
         saw_cold += cold_rows.len();
         saw_warm += rows.iter().filter(|r| r.cold == Some(false)).count();
 
-        assert!(dir.join("statistics.csv").is_file());
-        assert!(dir.join("empirical_CDF.png").is_file());
+        for file in [
+            "statistics.csv",
+            "analysis.json",
+            "empirical_CDF.png",
+            "empirical_CDF.svg",
+            "bursts_characterization.png",
+            "histograms.png",
+            "send_lag.png",
+        ] {
+            assert!(dir.join(file).is_file(), "{}: {file}", sub.slug);
+        }
     }
     assert!(
         saw_cold >= 3 && saw_warm >= 10,
         "cold {saw_cold}, warm {saw_warm}"
+    );
+    // The run has both kinds of cold start: after idle (the cold bursts, the first request of
+    // each sub-experiment) and scale-out (the `scale-out` sub-experiment's bursts of 4 that
+    // find one warm instance).
+    assert!(kinds.get("natural").copied().unwrap_or(0) >= 3, "{kinds:?}");
+    assert!(kinds.get("scale-out").copied().unwrap_or(0) >= 3, "{kinds:?}");
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    let scale_out_dir = run_dir.join(&plan.sub_experiments[2].slug);
+    let scale_out_rows = read_latencies(scale_out_dir.join("latencies.csv")).unwrap();
+    assert!(
+        scale_out_rows.iter().any(|r| r.cold_kind == "scale-out"),
+        "scale-out sub-experiment has no scale-out cold start"
+    );
+
+    // The run-level report and analysis.
+    let report = fs_err::read_to_string(run_dir.join("report.html")).unwrap();
+    assert!(report.contains("data:image/png;base64,"));
+    let analysis: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(run_dir.join("analysis.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        analysis["sub_experiments"].as_array().map(Vec::len),
+        Some(plan.sub_experiments.len())
     );
 }
 

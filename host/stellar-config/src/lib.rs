@@ -53,4 +53,4 @@ pub use plan::{
 };
 pub use raw::*;
 pub use schedule::PlannedBurst;
-pub use settings::{ConnectionMode, LocalSettings, Settings};
+pub use settings::{Architecture, ConnectionMode, LocalSettings, Settings};

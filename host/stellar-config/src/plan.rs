@@ -298,7 +298,12 @@ fn plan(raw: &Experiment, source_path: &Path, options: &PlanOptions) -> Result<P
         parse_provider(&raw.provider).map_err(|m| Issue::new(root.key("Provider"), m))?;
     let default_stellar = StellarConfig::default();
     let stellar = raw.stellar.as_ref().unwrap_or(&default_stellar);
-    let settings = Settings::resolve(stellar, options.output_dir_override.as_ref())?;
+    let experiment_dir = source_path.parent().unwrap_or(Path::new(""));
+    let settings = Settings::resolve(
+        stellar,
+        options.output_dir_override.as_ref(),
+        experiment_dir,
+    )?;
     let subs_path = root.key("SubExperiments");
     if raw.sub_experiments.is_empty() {
         return Err(Issue::new(

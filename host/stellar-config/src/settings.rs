@@ -15,11 +15,19 @@
 //!   "MaxFailures": 10,
 //!   "OutputDir": "results",
 //!   "ColdThresholdMs": 300,
-//!   "Local": { "KeepAliveSeconds": 60, "MaxInstances": 1000, "InstanceConcurrency": 1 }
+//!   "Local": { "KeepAliveSeconds": 60, "MaxInstances": 1000, "InstanceConcurrency": 1 },
+//!   "Architecture": "x86_64",
+//!   "FunctionBinary": "build/bootstrap",
+//!   "ProviderSettings": { "region": "eu-west-1", "role-arn": "arn:aws:iam::123456789012:role/stellar" }
 //! }
 //! ```
+//!
+//! `ProviderSettings` is handed verbatim to the provider adapter, which checks its own keys.
+//! Credentials are refused there: the plan (with these settings) is saved beside the results,
+//! so secrets come from the environment instead, read by the host for the adapter they belong to.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -75,7 +83,43 @@ pub struct StellarConfig {
     /// Settings of the embedded `local` provider (ignored by other providers).
     #[serde(default)]
     pub local: LocalConfig,
+    /// Instruction set of deployed functions: `"x86_64"` (default) or `"arm64"`.
+    #[serde(default)]
+    pub architecture: Architecture,
+    /// A prebuilt measurement-function executable to deploy (for `aws`: the Lambda `bootstrap`),
+    /// relative to the experiment file. Without it stellar builds one (`stellar build`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_binary: Option<String>,
+    /// Settings handed verbatim to the provider adapter's `configure` (keys are the adapter's;
+    /// `stellar plugins list` shows them). Never credentials.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub provider_settings: BTreeMap<String, String>,
 }
+
+/// Instruction set of the machines functions run on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Architecture {
+    /// 64-bit x86 (every provider's default).
+    #[default]
+    #[serde(rename = "x86_64")]
+    X86_64,
+    /// 64-bit ARM (AWS Graviton, ...).
+    #[serde(rename = "arm64")]
+    Arm64,
+}
+
+impl Architecture {
+    /// The name used in experiment files and by AWS.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::X86_64 => "x86_64",
+            Self::Arm64 => "arm64",
+        }
+    }
+}
+
+/// Parts of `ProviderSettings` keys that mark a credential, which must not be in the file.
+const SECRET_KEY_MARKERS: [&str; 5] = ["secret", "password", "token", "access-key", "credential"];
 
 /// The `"Stellar": { "Local": { ... } }` object as written: the embedded local provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +180,9 @@ impl Default for StellarConfig {
             output_dir: default_output_dir(),
             cold_threshold_ms: DEFAULT_COLD_THRESHOLD_MS,
             local: LocalConfig::default(),
+            architecture: Architecture::default(),
+            function_binary: None,
+            provider_settings: BTreeMap::new(),
         }
     }
 }
@@ -167,6 +214,12 @@ pub struct Settings {
     pub cold_threshold_ms: u64,
     /// The embedded local provider's settings.
     pub local: LocalSettings,
+    /// Instruction set of deployed functions.
+    pub architecture: Architecture,
+    /// A prebuilt measurement-function executable (resolved against the experiment's folder).
+    pub function_binary: Option<PathBuf>,
+    /// Settings for the provider adapter, verbatim.
+    pub provider_settings: BTreeMap<String, String>,
 }
 
 /// Resolved settings of the embedded `local` provider.
@@ -188,10 +241,12 @@ fn seconds_to_ms(seconds: f64) -> u64 {
 
 impl Settings {
     /// Checks the raw settings and applies defaults. `output_dir_override` (e.g. a command-line
-    /// flag) replaces `OutputDir`.
+    /// flag) replaces `OutputDir`; relative paths in the file are resolved against
+    /// `experiment_dir`.
     pub(crate) fn resolve(
         raw: &StellarConfig,
         output_dir_override: Option<&PathBuf>,
+        experiment_dir: &Path,
     ) -> Result<Self, Issue> {
         let base = JsonPath::root().key("Stellar");
         let timeout = raw.request_timeout_seconds;
@@ -225,6 +280,33 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        for (key, value) in &raw.provider_settings {
+            let path = base.key("ProviderSettings").key(key);
+            let lower = key.to_ascii_lowercase();
+            if let Some(marker) = SECRET_KEY_MARKERS.iter().find(|m| lower.contains(*m)) {
+                return Err(Issue::new(
+                    path,
+                    format!(
+                        "looks like a credential (`{marker}`); experiment files are copied into \
+                         the results, so credentials come from the environment (for aws: \
+                         AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)"
+                    ),
+                ));
+            }
+            if key.trim().is_empty() || value.trim().is_empty() {
+                return Err(Issue::new(path, "keys and values must not be empty"));
+            }
+        }
+        let function_binary = match raw.function_binary.as_deref() {
+            Some(p) if p.trim().is_empty() => {
+                return Err(Issue::new(
+                    base.key("FunctionBinary"),
+                    "must be a path to an executable",
+                ));
+            }
+            Some(p) => Some(experiment_dir.join(p)),
+            None => None,
+        };
         Ok(Self {
             request_timeout_ms: seconds_to_ms(timeout),
             connection: raw.connection,
@@ -238,6 +320,9 @@ impl Settings {
                 max_instances: local.max_instances,
                 instance_concurrency: local.instance_concurrency,
             },
+            architecture: raw.architecture,
+            function_binary,
+            provider_settings: raw.provider_settings.clone(),
         })
     }
 }
@@ -254,7 +339,7 @@ mod tests {
     fn empty_object_means_all_defaults() {
         let raw = parse("{}").expect("parses");
         assert_eq!(raw, StellarConfig::default());
-        let settings = Settings::resolve(&raw, None).expect("valid");
+        let settings = Settings::resolve(&raw, None, Path::new("exp")).expect("valid");
         assert_eq!(
             settings,
             Settings {
@@ -268,6 +353,9 @@ mod tests {
                     max_instances: 1000,
                     instance_concurrency: 1
                 },
+                architecture: Architecture::X86_64,
+                function_binary: None,
+                provider_settings: BTreeMap::new(),
             }
         );
     }
@@ -277,11 +365,14 @@ mod tests {
         let raw = parse(
             r#"{"Seed": 7, "RequestTimeoutSeconds": 2.5, "Connection": "reuse", "MaxFailures": 3,
                 "OutputDir": "out", "ColdThresholdMs": 50,
-                "Local": {"KeepAliveSeconds": 0.5, "MaxInstances": 4, "InstanceConcurrency": 2}}"#,
+                "Local": {"KeepAliveSeconds": 0.5, "MaxInstances": 4, "InstanceConcurrency": 2},
+                "Architecture": "arm64", "FunctionBinary": "bin/bootstrap",
+                "ProviderSettings": {"region": "eu-west-1"}}"#,
         )
         .expect("parses");
         assert_eq!(raw.seed, Some(7));
-        let settings = Settings::resolve(&raw, Some(&PathBuf::from("elsewhere"))).expect("valid");
+        let settings = Settings::resolve(&raw, Some(&PathBuf::from("elsewhere")), Path::new("exp"))
+            .expect("valid");
         assert_eq!(settings.request_timeout_ms, 2500);
         assert_eq!(settings.connection, ConnectionMode::Reuse);
         assert_eq!(settings.max_failures, Some(3));
@@ -290,12 +381,18 @@ mod tests {
         assert_eq!(settings.local.keep_alive_ms, 500);
         assert_eq!(settings.local.max_instances, 4);
         assert_eq!(settings.local.instance_concurrency, 2);
+        assert_eq!(settings.architecture, Architecture::Arm64);
+        assert_eq!(
+            settings.function_binary,
+            Some(PathBuf::from("exp/bin/bootstrap"))
+        );
+        assert_eq!(settings.provider_settings["region"], "eu-west-1");
     }
 
     #[test]
     fn bad_values_name_their_path() {
         let issue = |text: &str| {
-            Settings::resolve(&parse(text).expect("parses"), None)
+            Settings::resolve(&parse(text).expect("parses"), None, Path::new("."))
                 .expect_err("invalid")
                 .path
                 .to_string()
@@ -317,6 +414,15 @@ mod tests {
             issue(r#"{"Local": {"InstanceConcurrency": 0}}"#),
             "Stellar.Local.InstanceConcurrency"
         );
+        assert_eq!(
+            issue(r#"{"ProviderSettings": {"secret-access-key": "x"}}"#),
+            "Stellar.ProviderSettings.secret-access-key"
+        );
+        assert_eq!(
+            issue(r#"{"ProviderSettings": {"region": ""}}"#),
+            "Stellar.ProviderSettings.region"
+        );
+        assert_eq!(issue(r#"{"FunctionBinary": ""}"#), "Stellar.FunctionBinary");
     }
 
     #[test]

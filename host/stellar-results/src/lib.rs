@@ -11,15 +11,23 @@
 //! - [`stats`]: [`Summary`] statistics with a documented percentile method; `statistics.csv`.
 //! - [`plot`]: `empirical_CDF.png` / `.svg`.
 //! - [`summary`]: [`SubExperimentSummary`] and the terminal table.
+//! - [`uncertainty`]: percentiles with bootstrap CIs and the tail-to-median ratio, per group.
+//! - [`fidelity`]: planned vs actual send times, gaps vs the IAT model, client saturation.
+//! - [`compare`]: two runs' medians and tails, bootstrap CIs, Mann-Whitney U and a verdict.
 #![deny(missing_docs)]
 
 use std::path::Path;
 
+pub mod cold;
+pub mod compare;
 pub mod error;
+pub mod fidelity;
 pub mod plot;
+pub mod report;
 pub mod row;
 pub mod stats;
 pub mod summary;
+pub mod uncertainty;
 pub mod writer;
 
 pub use error::{Result, ResultsError};
@@ -33,12 +41,11 @@ pub const LATENCIES_CSV: &str = "latencies.csv";
 /// File name of the statistics CSV (the name Go STeLLAR used).
 pub const STATISTICS_CSV: &str = "statistics.csv";
 
-/// Writes a finished sub-experiment's `statistics.csv` and ECDF plots into `dir` (created if
-/// missing) and returns its summary. `latencies.csv` is not written here: the
+/// Writes a finished sub-experiment's `statistics.csv` into `dir` (created if missing) and
+/// returns its summary (plots: [`plot::write_all_plots`]). `latencies.csv` is not written here: the
 /// [`LatencyWriter`] streams it during the run.
 ///
-/// `title_line` titles the plot (`\n` separates lines); its first line becomes the summary's
-/// title. The slug is the rows' `Sub-experiment` value, or `dir`'s name when there are no rows.
+/// The first line of `title_line` (`\n` separates lines) becomes the summary's title. The slug is the rows' `Sub-experiment` value, or `dir`'s name when there are no rows.
 pub fn write_sub_experiment_outputs(
     dir: impl AsRef<Path>,
     title_line: &str,
@@ -47,7 +54,6 @@ pub fn write_sub_experiment_outputs(
     let dir = dir.as_ref();
     fs_err::create_dir_all(dir).map_err(|e| ResultsError::io(dir, "create directory", e))?;
     stats::write_statistics(dir.join(STATISTICS_CSV), rows)?;
-    plot::write_ecdf_plots(dir, title_line, rows)?;
     let slug = rows
         .first()
         .map(|r| r.sub_experiment.clone())

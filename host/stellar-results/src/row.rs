@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 /// The header of `latencies.csv`, in column order. STeLLAR's columns come first.
-pub const LATENCY_HEADERS: [&str; 24] = [
+pub const LATENCY_HEADERS: [&str; 28] = [
     "Request ID",
     "Host",
     "Sent At",
@@ -36,6 +36,10 @@ pub const LATENCY_HEADERS: [&str; 24] = [
     "Invocations On Instance",
     "Provider Init (ms)",
     "Response Bytes",
+    "Provider Cold",
+    "Cold Label",
+    "Cold Source",
+    "Cold Kind",
 ];
 
 /// One request's outcome: one line of `latencies.csv`.
@@ -118,12 +122,32 @@ pub struct LatencyRow {
     /// Size of the response body, in bytes.
     #[serde(rename = "Response Bytes")]
     pub response_bytes: u64,
+    /// The provider's own cold-start signal, where it gives one (the local gateway's
+    /// `x-stellar-cold-start` header); empty when the provider says nothing.
+    #[serde(rename = "Provider Cold")]
+    pub provider_cold: Option<bool>,
+    /// The final cold/warm label (see [`crate::cold`]); empty for failed requests.
+    #[serde(rename = "Cold Label")]
+    pub cold_label: Option<bool>,
+    /// Which signal the label came from: `function`, `provider` or `threshold`.
+    #[serde(rename = "Cold Source")]
+    pub cold_source: String,
+    /// For cold starts: `natural` (the endpoint had no instance to offer) or `scale-out` (a
+    /// burst needed more instances than were warm).
+    #[serde(rename = "Cold Kind")]
+    pub cold_kind: String,
 }
 
 impl LatencyRow {
     /// True when the request succeeded (its `error_kind` is empty).
     pub fn is_ok(&self) -> bool {
         self.error_kind.is_empty()
+    }
+
+    /// Whether the request was served cold: the final label when [`crate::cold::label_rows`]
+    /// has run, else the function's own flag.
+    pub fn is_cold(&self) -> Option<bool> {
+        self.cold_label.or(self.cold)
     }
 
     /// The client latency of a successful request; `None` for failures and missing values.
@@ -264,6 +288,10 @@ pub(crate) mod tests {
             invocations_on_instance: Some(4),
             provider_init_ms: None,
             response_bytes: 123,
+            provider_cold: None,
+            cold_label: None,
+            cold_source: String::new(),
+            cold_kind: String::new(),
         }
     }
 
@@ -281,7 +309,7 @@ pub(crate) mod tests {
         assert_eq!(
             data,
             "req-1,127.0.0.1,2024-05-01T12:00:00.123Z,2024-05-01T12:00:00.170Z,47.123,3,\
-             warm-iat3s,1,5,17,3000.000,3000.457,0.457,,46.000,200,,,i-7,false,10.500,4,,123"
+             warm-iat3s,1,5,17,3000.000,3000.457,0.457,,46.000,200,,,i-7,false,10.500,4,,123,,,,"
         );
     }
 

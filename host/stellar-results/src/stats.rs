@@ -170,8 +170,8 @@ impl Subset {
     pub fn contains(self, row: &LatencyRow) -> bool {
         match self {
             Self::All => true,
-            Self::Cold => row.cold == Some(true),
-            Self::Warm => row.cold == Some(false),
+            Self::Cold => row.is_cold() == Some(true),
+            Self::Warm => row.is_cold() == Some(false),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use stellar_results::plot::{ECDF_PNG, ECDF_SVG, PLOT_SIZE};
+use stellar_results::plot::{ECDF_PNG, ECDF_SVG, PLOT_SIZE, PlotInput, write_all_plots};
 use stellar_results::{
     LATENCIES_CSV, LATENCY_HEADERS, LatencyRow, LatencyWriter, STATISTICS_CSV, STATISTICS_HEADERS,
     read_latencies, render_table, write_sub_experiment_outputs,
@@ -116,6 +116,10 @@ fn run_rows() -> Vec<LatencyRow> {
                 invocations_on_instance: Some(u64::from(i % 20 + 1)),
                 provider_init_ms: None,
                 response_bytes: 64,
+                provider_cold: None,
+                cold_label: None,
+                cold_source: String::new(),
+                cold_kind: String::new(),
             }
         })
         .collect()
@@ -136,6 +140,7 @@ fn streamed_run_then_report_from_csv_alone() {
     assert_eq!(writer.finish().expect("finish"), 200);
     let title = "Warm and cold\nIAT ~3s, Burst sizes [4]";
     let live = write_sub_experiment_outputs(&sub, title, &rows).expect("outputs");
+    write_all_plots(&sub, &PlotInput::new(title, &rows)).expect("plots");
 
     assert_eq!(live.slug, "warm-cold");
     assert_eq!(live.title, "Warm and cold");
@@ -179,6 +184,7 @@ fn all_failed_run_still_writes_every_file() {
         })
         .collect();
     let summary = write_sub_experiment_outputs(dir.path(), "broken", &rows).expect("outputs");
+    write_all_plots(dir.path(), &PlotInput::new("broken", &rows)).expect("plots");
     assert_eq!(summary.errors, 200);
     assert_eq!(summary.all.count, 0);
     assert_png(&dir.path().join(ECDF_PNG), PLOT_SIZE);

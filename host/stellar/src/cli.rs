@@ -30,6 +30,21 @@ pub struct Cli {
 pub enum Command {
     /// Run an experiment (STeLLAR's JSON schema) and write its results.
     Run(RunCmd),
+    /// Remove the functions earlier runs left behind (read from each run's resources.jsonl).
+    #[command(visible_alias = "remove")]
+    Cleanup(CleanupCmd),
+    /// Rebuild a run's labels, statistics, plots and report.html from its files.
+    Report {
+        /// The run directory (holds plan.json and one folder per sub-experiment).
+        run_dir: PathBuf,
+        /// Print the analysis as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare runs: differences of medians and tails with CIs and a significance test.
+    Compare(CompareCmd),
+    /// Build the measurement function for a provider (for aws: a Lambda `bootstrap` zip).
+    Build(BuildCmd),
     /// Inspect provider plugins.
     Plugins {
         #[command(subcommand)]
@@ -64,6 +79,60 @@ pub struct RunCmd {
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Print the run's analysis as JSON on stdout instead of the summary table (implies
+    /// --quiet).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareCmd {
+    /// Two or more run directories; each one after the first is compared with the first.
+    #[arg(required = true, num_args = 2..)]
+    pub runs: Vec<PathBuf>,
+    /// Seed of the bootstrap resampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also write the comparison as JSON to this file.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CleanupCmd {
+    /// Run directories (each holds plan.json and resources.jsonl).
+    #[arg(required = true)]
+    pub run_dirs: Vec<PathBuf>,
+    /// The third-party adapter the runs used, if not a built-in one.
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildCmd {
+    /// The provider to build for (only `aws` needs a build; `local` embeds its function).
+    #[arg(long, default_value = "aws")]
+    pub provider: String,
+    /// Instruction set.
+    #[arg(long, value_enum, default_value_t = ArchArg::X86_64)]
+    pub arch: ArchArg,
+    /// Pad the zip to this many MiB with incompressible filler (STeLLAR's FunctionImageSizeMB).
+    #[arg(long)]
+    pub image_size_mb: Option<f64>,
+    /// Seed of the filler bytes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to write the zip.
+    #[arg(short, long, default_value = "bootstrap.zip")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ArchArg {
+    #[value(name = "x86_64")]
+    X86_64,
+    #[value(name = "arm64")]
+    Arm64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +163,10 @@ pub enum LocalCmd {
 pub async fn dispatch(cli: Cli, run_log: RunLog) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(cmd) => run(cmd, run_log).await,
+        Command::Cleanup(cmd) => cleanup(cmd).await,
+        Command::Report { run_dir, json } => report(&run_dir, json),
+        Command::Compare(cmd) => compare(cmd),
+        Command::Build(cmd) => build(cmd),
         Command::Plugins { command } => plugins(command).await,
         Command::Local { command } => local(command).await,
     }
@@ -106,7 +179,7 @@ async fn run(cmd: RunCmd, run_log: RunLog) -> anyhow::Result<i32> {
         output_dir: cmd.output,
         only_sub_experiment: cmd.only,
         plugin: cmd.plugin,
-        show_progress: !cmd.quiet,
+        show_progress: !cmd.quiet && !cmd.json,
     };
     if cmd.dry_run {
         let plan = crate::run::plan(&args)?;
@@ -134,8 +207,104 @@ async fn run(cmd: RunCmd, run_log: RunLog) -> anyhow::Result<i32> {
         }
     })
     .await?;
-    out(&crate::report_text::run_summary(&outcome))?;
+    if cmd.json {
+        out(&(serde_json::to_string_pretty(&outcome.analysis)? + "\n"))?;
+    } else {
+        out(&crate::report_text::run_summary(&outcome))?;
+    }
     Ok(if outcome.completed() { 0 } else { 2 })
+}
+
+async fn cleanup(cmd: CleanupCmd) -> anyhow::Result<i32> {
+    let mut failed = 0;
+    for dir in &cmd.run_dirs {
+        let outcome = crate::cleanup::cleanup_run(dir, cmd.plugin.as_ref())
+            .await
+            .with_context(|| format!("cleaning up {}", dir.display()))?;
+        let mut text = format!(
+            "{}: {} removed, {} already gone, {} failed\n",
+            dir.display(),
+            outcome.removed.len(),
+            outcome.already_gone.len(),
+            outcome.failed.len()
+        );
+        for (function, error) in &outcome.failed {
+            text.push_str(&format!("  {function}: {error}\n"));
+        }
+        failed += outcome.failed.len();
+        out(&text)?;
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+fn report(run_dir: &std::path::Path, json: bool) -> anyhow::Result<i32> {
+    let analysis = crate::analysis::analyse_run_dir(run_dir)?;
+    if json {
+        out(&(serde_json::to_string_pretty(&analysis)? + "\n"))?;
+    } else {
+        let summaries: Vec<_> = analysis
+            .sub_experiments
+            .iter()
+            .map(|s| s.summary.clone())
+            .collect();
+        let mut text = stellar_results::render_table(&summaries);
+        for sub in &analysis.sub_experiments {
+            for warning in &sub.warnings {
+                text.push_str(&format!("warning ({}): {warning}\n", sub.slug));
+            }
+        }
+        text.push_str(&format!(
+            "report: {}\n",
+            run_dir.join(crate::analysis::REPORT_HTML).display()
+        ));
+        out(&text)?;
+    }
+    Ok(0)
+}
+
+fn compare(cmd: CompareCmd) -> anyhow::Result<i32> {
+    let (baseline, others) = cmd
+        .runs
+        .split_first()
+        .context("compare needs at least two run directories")?;
+    let mut all = Vec::new();
+    for other in others {
+        let comparison = crate::compare::compare_runs(baseline, other, cmd.seed)?;
+        out(&crate::compare::render(&comparison))?;
+        all.push(comparison);
+    }
+    if let Some(path) = &cmd.output {
+        fs_err::write(path, serde_json::to_string_pretty(&all)? + "\n")?;
+    }
+    Ok(0)
+}
+
+fn build(cmd: BuildCmd) -> anyhow::Result<i32> {
+    if cmd.provider != "aws" {
+        anyhow::bail!(
+            "--provider {}: only `aws` has a build step (`local` embeds its function; other \
+             providers are not supported yet)",
+            cmd.provider
+        );
+    }
+    let arch = match cmd.arch {
+        ArchArg::X86_64 => stellar_config::Architecture::X86_64,
+        ArchArg::Arm64 => stellar_config::Architecture::Arm64,
+    };
+    let bootstrap = crate::provision::artifact::build_bootstrap(arch)?;
+    let pad = cmd
+        .image_size_mb
+        .filter(|mb| mb.is_finite() && *mb > 0.0)
+        .map(|mb| (mb * 1024.0 * 1024.0).round() as u64);
+    let zip = crate::package::lambda_zip(&bootstrap, &cmd.output, pad, cmd.seed)?;
+    out(&format!(
+        "{} ({} bytes, sha256 {})\n  bootstrap: {}\n",
+        zip.path.display(),
+        zip.size,
+        zip.sha256,
+        bootstrap.display()
+    ))?;
+    Ok(0)
 }
 
 async fn plugins(cmd: PluginsCmd) -> anyhow::Result<i32> {

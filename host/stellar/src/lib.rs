@@ -4,12 +4,17 @@
 //! measurement function) → [`drive`] (timed requests) → `stellar_results` (CSV, statistics,
 //! plots). [`plugin`] is the sandboxed adapter host; `stellar_local` the embedded provider.
 
+pub mod analysis;
+pub mod cleanup;
 pub mod cli;
+pub mod compare;
+pub mod credentials;
 pub mod drive;
 pub mod embedded;
 pub mod instances;
 pub mod journal;
 pub mod logging;
+pub mod package;
 pub mod plugin;
 pub mod progress;
 pub mod provision;

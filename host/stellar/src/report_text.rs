@@ -67,10 +67,35 @@ pub fn run_summary(outcome: &RunOutcome) -> String {
             );
         }
     }
+    for sub in &outcome.analysis.sub_experiments {
+        for warning in &sub.warnings {
+            let _ = writeln!(s, "warning: {}: {warning}", sub.slug);
+        }
+        if let Some(f) = &sub.fidelity {
+            let ks = f.ks.map_or_else(String::new, |ks| {
+                format!(", IAT KS p = {:.3}", ks.p_value)
+            });
+            let _ = writeln!(
+                s,
+                "{}: send lag p99 {:.2} ms (max {:.2} ms){ks}; cold starts: {} natural, {} scale-out; function/provider label disagreements: {}; the latency threshold would mislabel {}",
+                sub.slug,
+                f.send_lag.p99_ms,
+                f.send_lag.max_ms,
+                sub.cold_labels.natural,
+                sub.cold_labels.scale_out,
+                sub.cold_labels.function_provider_disagree,
+                sub.cold_labels.function_threshold_disagree
+            );
+        }
+    }
     let _ = writeln!(
         s,
-        "\nresults: {}\nwall time: {:.1}s",
+        "\nresults: {}\nreport:  {}\nwall time: {:.1}s",
         outcome.run_dir.display(),
+        outcome
+            .run_dir
+            .join(crate::analysis::REPORT_HTML)
+            .display(),
         outcome.wall_time.as_secs_f64()
     );
     s

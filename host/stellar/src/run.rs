@@ -1,8 +1,9 @@
 //! `stellar run`: plan → provision → drive → results → summary, with nothing lost on the way.
 //!
-//! Rows are streamed to `latencies.csv` as requests finish (flushed per row); statistics and
-//! plots are written per sub-experiment when it ends; the plan is saved before anything is
-//! deployed; provisioned functions are removed at the end, also after Ctrl-C or a failure.
+//! Rows are streamed to `latencies.csv` as requests finish (flushed per row); labels,
+//! statistics and plots are written per sub-experiment when it ends ([`crate::analysis`]) and
+//! `report.html` when the run ends; the plan is saved before anything is deployed; provisioned
+//! functions are removed at the end, also after Ctrl-C or a failure.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use stellar_config::{Plan, PlanOptions, SubExperimentPlan};
 use stellar_results::{LatencyRow, LatencyWriter, SubExperimentSummary};
+
+use crate::analysis::{RunAnalysis, SubAnalysis};
 use tokio::sync::mpsc;
 
 use crate::drive::{self, DriveOptions, DriveReport, RunClock, StopSignal, TimedClient};
@@ -34,6 +37,7 @@ pub struct RunOutcome {
     pub run_dir: PathBuf,
     pub summaries: Vec<SubExperimentSummary>,
     pub reports: Vec<DriveReport>,
+    pub analysis: RunAnalysis,
     pub wall_time: Duration,
 }
 
@@ -91,11 +95,15 @@ pub async fn run(
     .await?;
     let result = drive_all(&plan, &provisioned, &run_dir, run_stop, args.show_progress).await;
     provisioned.teardown().await;
-    let (summaries, reports) = result?;
+    let (analyses, reports) = result?;
+    let summaries = analyses.iter().map(|a| a.summary.clone()).collect();
+    let analysis = crate::analysis::finish_run(&plan, &run_dir, analyses)
+        .context("writing the run's report")?;
     Ok(RunOutcome {
         run_dir,
         summaries,
         reports,
+        analysis,
         wall_time: started.elapsed(),
     })
 }
@@ -106,7 +114,7 @@ async fn drive_all(
     run_dir: &Path,
     run_stop: StopSignal,
     show_progress: bool,
-) -> anyhow::Result<(Vec<SubExperimentSummary>, Vec<DriveReport>)> {
+) -> anyhow::Result<(Vec<SubAnalysis>, Vec<DriveReport>)> {
     let client = Arc::new(TimedClient::new(
         plan.settings.connection,
         Duration::from_millis(plan.settings.request_timeout_ms),
@@ -118,6 +126,7 @@ async fn drive_all(
         .iter()
         .zip(&provisioned.endpoints)
         .map(|(sub, endpoints)| SubRun {
+            plan,
             sub,
             endpoints,
             provisioned,
@@ -175,6 +184,7 @@ async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Out
 }
 
 struct SubRun<'a> {
+    plan: &'a Plan,
     sub: &'a SubExperimentPlan,
     endpoints: &'a [DeployedEndpoint],
     provisioned: &'a Provisioned,
@@ -187,7 +197,7 @@ struct SubRun<'a> {
 }
 
 impl SubRun<'_> {
-    async fn run(self) -> anyhow::Result<(SubExperimentSummary, DriveReport)> {
+    async fn run(self) -> anyhow::Result<(SubAnalysis, DriveReport)> {
         fs_err::create_dir_all(&self.dir)?;
         let mut writer = LatencyWriter::create(self.dir.join("latencies.csv"))?;
         let bar = self.progress.add(self.sub);
@@ -218,20 +228,14 @@ impl SubRun<'_> {
         writer.finish()?;
         bar.finish(&report);
 
-        let title = format!(
-            "{}\nIAT ~{}s ({}), burst sizes {:?}",
-            self.sub.title,
-            self.sub.iat_seconds,
-            format!("{:?}", self.sub.iat_type).to_lowercase(),
-            self.sub.burst_sizes
-        );
-        let summary = stellar_results::write_sub_experiment_outputs(&self.dir, &title, &rows)
-            .with_context(|| format!("writing results of {}", self.sub.slug))?;
         self.write_instance_records()?;
+        let analysis =
+            crate::analysis::analyse_sub_experiment(self.plan, self.sub, &self.dir, rows)
+                .with_context(|| format!("analysing {}", self.sub.slug))?;
         if let Some(why) = &report.stopped_early {
             tracing::warn!(sub_experiment = %self.sub.slug, sent = report.sent, planned = report.planned, "{why}");
         }
-        Ok((summary, report))
+        Ok((analysis, report))
     }
 
     /// For the local provider: every instance started, from the runtime's own records.

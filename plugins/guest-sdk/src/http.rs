@@ -2,9 +2,11 @@
 //!
 //! The host decides which hosts an adapter may reach (its `allowed-hosts`); a request to any
 //! other host fails with [`HttpError::Denied`], whose message names the host and the reason.
-//! Request bodies are either bytes or an [`Artifact`], which is streamed from the host in
-//! chunks of at most [`ARTIFACT_CHUNK_BYTES`] straight into the request body, so a 100+ MB
-//! artifact never sits whole in guest memory. Every body is sent with `content-length`
+//! Request bodies are bytes, an [`Artifact`], or an artifact base64-embedded between a prefix
+//! and a suffix ([`Body::Base64Artifact`], for APIs that take code inline in JSON). Artifacts
+//! are streamed from the host in chunks of at most [`ARTIFACT_CHUNK_BYTES`] straight into the
+//! request body, so a 100+ MB artifact never sits whole in guest memory; a body can also be
+//! walked without sending it ([`Body::for_each_chunk`]), e.g. to hash it for a signature. Every body is sent with `content-length`
 //! (chunked uploads confuse some servers). Responses are read whole, up to
 //! [`Request::max_response_bytes`].
 //!
@@ -30,7 +32,7 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::{OutputStream, StreamError};
 
-use crate::{Artifact, ProviderError, errors};
+use crate::{Artifact, ProviderError, base64, errors};
 
 /// Largest artifact chunk read from the host and written to the request body at once.
 pub const ARTIFACT_CHUNK_BYTES: u32 = 1 << 20;
@@ -122,7 +124,7 @@ impl Scheme {
 }
 
 /// A request body.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub enum Body<'a> {
     /// No body (`PUT`/`POST`/`PATCH` still send `content-length: 0`).
     #[default]
@@ -132,6 +134,71 @@ pub enum Body<'a> {
     /// A host-owned artifact, streamed from its first byte in chunks of at most
     /// [`ARTIFACT_CHUNK_BYTES`]; `content-length` is the artifact's size.
     Artifact(&'a Artifact),
+    /// `prefix`, then the artifact base64-encoded (standard alphabet, padded), then `suffix`:
+    /// an artifact embedded in a JSON (or form) document, e.g. `{"ZipFile":"` + b64 + `"}`.
+    /// Streamed like [`Body::Artifact`]; `content-length` is computed up front
+    /// (`prefix + 4 * ceil(size / 3) + suffix`).
+    Base64Artifact {
+        prefix: Vec<u8>,
+        artifact: &'a Artifact,
+        suffix: Vec<u8>,
+    },
+}
+
+impl Body<'_> {
+    /// The exact number of bytes the body yields (an artifact's declared size is trusted here
+    /// and checked while streaming).
+    pub fn content_length(&self) -> u64 {
+        match self {
+            Body::None => 0,
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::Artifact(artifact) => artifact.size(),
+            Body::Base64Artifact {
+                prefix,
+                artifact,
+                suffix,
+            } => prefix.len() as u64 + base64::encoded_len(artifact.size()) + suffix.len() as u64,
+        }
+    }
+
+    /// Feeds the body to `sink` in order, one bounded chunk at a time; artifacts are read
+    /// from their first byte, so this can run more than once (e.g. to hash a body for a
+    /// request signature, then to send it). Fails with [`HttpError::ArtifactSize`] when an
+    /// artifact yields a different number of bytes than it declares, or with the first error
+    /// of `sink`.
+    pub fn for_each_chunk(
+        &self,
+        mut sink: impl FnMut(&[u8]) -> Result<(), HttpError>,
+    ) -> Result<(), HttpError> {
+        match self {
+            Body::None => Ok(()),
+            Body::Bytes(bytes) => sink(bytes),
+            Body::Artifact(artifact) => stream_artifact(artifact, &mut sink),
+            Body::Base64Artifact {
+                prefix,
+                artifact,
+                suffix,
+            } => {
+                sink(prefix)?;
+                let mut encoder = base64::Encoder::new();
+                // Room for one chunk plus the (at most 2) bytes carried over, reserved once:
+                // growing it later would briefly hold two buffers.
+                let mut encoded = Vec::with_capacity(
+                    usize::try_from(base64::encoded_len(u64::from(ARTIFACT_CHUNK_BYTES) + 2))
+                        .unwrap_or(0),
+                );
+                stream_artifact(artifact, &mut |chunk| {
+                    encoded.clear();
+                    encoder.update(chunk, &mut encoded);
+                    sink(&encoded)
+                })?;
+                encoded.clear();
+                encoder.finish(&mut encoded);
+                sink(&encoded)?;
+                sink(suffix)
+            }
+        }
+    }
 }
 
 /// Why an HTTP exchange failed (before any HTTP status was received).
@@ -410,10 +477,8 @@ impl<'a> Request<'a> {
         };
 
         let content_length = match &self.body {
-            Body::None if self.method.expects_body() => Some(0),
-            Body::None => None,
-            Body::Bytes(bytes) => Some(bytes.len() as u64),
-            Body::Artifact(artifact) => Some(artifact.size()),
+            Body::None if !self.method.expects_body() => None,
+            body => Some(body.content_length()),
         };
         let fields = Fields::new();
         for (name, value) in &self.headers {
@@ -505,16 +570,13 @@ fn write_body(body: OutgoingBody, source: &Body<'_>, authority: &str) -> Result<
         authority: authority.to_string(),
         reason: "the request body stream was already taken".to_string(),
     })?;
-    let written = match source {
-        Body::None => Ok(()),
-        Body::Bytes(bytes) => write_all(&stream, bytes, authority),
-        Body::Artifact(artifact) => write_artifact(&stream, artifact, authority),
-    }
-    .and_then(|()| {
-        stream
-            .blocking_flush()
-            .map_err(|e| stream_error(e, authority, "writing the request body"))
-    });
+    let written = source
+        .for_each_chunk(|chunk| write_all(&stream, chunk, authority))
+        .and_then(|()| {
+            stream
+                .blocking_flush()
+                .map_err(|e| stream_error(e, authority, "writing the request body"))
+        });
     // The stream is a child of the body: it must be gone before `finish`.
     drop(stream);
     match written {
@@ -524,11 +586,11 @@ fn write_body(body: OutgoingBody, source: &Body<'_>, authority: &str) -> Result<
     }
 }
 
-/// Streams an artifact from its first byte, one chunk in memory at a time.
-fn write_artifact(
-    stream: &OutputStream,
+/// Reads an artifact from its first byte and hands each chunk to `sink`, one chunk in memory
+/// at a time; checks that the artifact yields exactly its declared size.
+fn stream_artifact(
     artifact: &Artifact,
-    authority: &str,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), HttpError>,
 ) -> Result<(), HttpError> {
     let size = artifact.size();
     let size_error = |read: u64| HttpError::ArtifactSize {
@@ -547,7 +609,7 @@ fn write_artifact(
         if sent > size {
             return Err(size_error(sent));
         }
-        write_all(stream, &chunk, authority)?;
+        sink(&chunk)?;
     }
     if sent != size {
         return Err(size_error(sent));

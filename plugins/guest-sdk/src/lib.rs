@@ -18,15 +18,29 @@
 //!   bodies, caps response sizes and names host denials (allow-list) clearly;
 //! - [`errors`]: HTTP status + JSON error body → [`ProviderError`];
 //! - [`log`]: logging into the host's log through the `host-log` import;
+//! - [`base64`]: a streaming base64 encoder (for artifacts embedded in JSON bodies);
+//! - [`sleep`]: a blocking pause for backoff and polling;
 //! - [`Settings`]: the `configure` settings map, and [`Configured`] to keep the parsed
 //!   configuration between calls.
 
+pub mod base64;
 pub mod errors;
 pub mod http;
 pub mod log;
 mod settings;
 
+use std::time::Duration;
+
 pub use settings::{Configured, Settings};
+
+/// Blocks the calling adapter for `duration` (for retry backoff and polling), on the
+/// wasi:clocks monotonic clock. The host's per-call deadline still applies while sleeping.
+pub fn sleep(duration: Duration) {
+    let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+    if nanos > 0 {
+        wasip2::clocks::monotonic_clock::subscribe_duration(nanos).block();
+    }
+}
 
 /// The generated bindings for the `adapter` world (wit-bindgen 0.62).
 ///

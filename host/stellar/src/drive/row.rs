@@ -55,6 +55,10 @@ pub(super) fn build(s: Sent<'_>, outcome: Result<Exchange, RequestFailure>) -> L
         invocations_on_instance: None,
         provider_init_ms: None,
         response_bytes: 0,
+        provider_cold: None,
+        cold_label: None,
+        cold_source: String::new(),
+        cold_kind: String::new(),
     };
     let exchange = match outcome {
         Ok(x) => x,
@@ -71,6 +75,7 @@ pub(super) fn build(s: Sent<'_>, outcome: Result<Exchange, RequestFailure>) -> L
     row.http_status = Some(exchange.status);
     row.response_bytes = exchange.body_len;
     row.provider_init_ms = header(&exchange, "x-stellar-init-ms").and_then(|v| v.parse().ok());
+    row.provider_cold = header(&exchange, "x-stellar-cold-start").and_then(|v| v.parse().ok());
     if let Some(id) = header(&exchange, "x-stellar-instance-id") {
         row.instance_id = id.to_owned();
     }

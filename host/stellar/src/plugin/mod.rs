@@ -110,6 +110,11 @@ impl PluginError {
             _ => None,
         }
     }
+
+    /// Whether the provider said the resource does not exist (e.g. already removed).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.provider_error(), Some(ProviderError::NotFound(_)))
+    }
 }
 
 /// Display wrapper for the WIT `provider-error` variant.

@@ -5,19 +5,19 @@
 //! mode (a URL as provider) nothing is deployed. For `local` the embedded runtime is started
 //! in-process first, and its instance records are collected before teardown as ground truth.
 
+pub mod adapter;
+pub mod artifact;
+
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use stellar_config::{Plan, ProviderKind};
-use stellar_local::{InstanceRecord, LocalRuntime, LocalRuntimeConfig};
+use anyhow::Context;
+use stellar_config::{Architecture, Plan, ProviderKind};
+use stellar_local::{InstanceRecord, LocalRuntime};
 
 use crate::drive::Target;
-use crate::embedded;
 use crate::journal::{Journal, JournalEvent};
-use crate::plugin::{
-    ArtifactKind, DeployRequest, LoadedPlugin, PluginInstance, PluginRuntime, PluginSource,
-    SandboxLimits,
-};
+use crate::plugin::{DeployRequest, LoadedPlugin, PluginInstance, PluginRuntime};
+use artifact::FunctionArtifacts;
 
 /// A deployed (or external) endpoint of one sub-experiment.
 #[derive(Debug, Clone)]
@@ -95,47 +95,15 @@ impl Provisioned {
         run_dir: &Path,
         options: &ProvisionOptions,
     ) -> anyhow::Result<Self> {
-        let source = match &options.plugin_file {
-            Some(path) => PluginSource::File(path.clone()),
-            None => embedded::plugin_for(provider).with_context(|| {
-                format!(
-                    "provider `{provider}` has no adapter in this build yet (available: local, or a URL); \
-                     pass a third-party adapter with --plugin FILE.wasm"
-                )
-            })?,
-        };
-        let runtime = PluginRuntime::new(SandboxLimits::default())?;
-        let plugin = runtime.load(source).await?;
-        tracing::info!(plugin = %plugin.info().name, load_ms = plugin.load_time().as_secs_f64() * 1e3,
-            path = ?plugin.load_path(), "loaded provider plugin");
-        if plugin.info().artifact != ArtifactKind::NativeBinary {
-            bail!(
-                "plugin `{}` needs a {:?} artifact, which this build of stellar cannot produce yet",
-                plugin.info().name,
-                plugin.info().artifact
-            );
-        }
-
-        // Per-run working directory for the local runtime and the function artifact.
+        // Per-run working directory for the local runtime and the function artifacts.
         let work_dir = std::env::temp_dir().join(format!("stellar-{run_id}"));
         fs_err::create_dir_all(&work_dir)?;
-        let artifact = write_function_binary(&work_dir)?;
-
-        let mut settings = Vec::new();
-        let local = if provider == "local" {
-            let rt = LocalRuntime::start(LocalRuntimeConfig::new(work_dir.join("runtime")))
-                .await
-                .context("starting the embedded local provider")?;
-            settings.push(("control-url".to_owned(), rt.control_url()));
-            settings.push(("token".to_owned(), rt.token().to_owned()));
-            Some(rt)
-        } else {
-            None
-        };
-        let mut instance = runtime.instantiate(&plugin, &[]).await?;
-        instance.configure(&settings).await?;
-
-        let mut journal = Journal::create(&run_dir.join("resources.jsonl"))?;
+        let adapter::OpenAdapter {
+            runtime,
+            plugin,
+            mut instance,
+            local,
+        } = adapter::open(plan, provider, options.plugin_file.as_ref(), &work_dir).await?;
         let mut me = Self {
             endpoints: Vec::new(),
             measurement_function: true,
@@ -143,21 +111,27 @@ impl Provisioned {
             plugin: None,
             local,
             journal: None,
-            work_dir: Some(work_dir),
+            work_dir: Some(work_dir.clone()),
             _runtime: None,
         };
-        let result = deploy_all(
-            plan,
-            &plugin,
-            &mut instance,
-            &mut journal,
-            run_id,
-            &artifact,
-            provider,
-        )
+        let result = async {
+            let artifacts = FunctionArtifacts::prepare(plan, plugin.info().artifact, &work_dir)?;
+            let mut journal = Journal::create(&run_dir.join("resources.jsonl"))?;
+            let endpoints = deploy_all(
+                plan,
+                &plugin,
+                &mut instance,
+                &mut journal,
+                run_id,
+                &artifacts,
+                provider,
+            )
+            .await;
+            me.journal = Some(journal);
+            endpoints
+        }
         .await;
         me.plugin = Some(instance);
-        me.journal = Some(journal);
         me._runtime = Some(runtime);
         match result {
             Ok(endpoints) => {
@@ -179,14 +153,15 @@ impl Provisioned {
     /// Removes every function this run created (journaled) and stops the local runtime.
     pub async fn teardown(mut self) {
         if let Some(plugin) = self.plugin.as_mut() {
-            let functions: Vec<String> = self
-                .endpoints
-                .iter()
-                .flatten()
-                .filter_map(|e| e.function.clone())
-                .collect();
+            let functions: Vec<String> = match self.journal.as_ref() {
+                Some(journal) => journal.outstanding(),
+                None => Vec::new(),
+            };
             for function in functions {
-                let result = plugin.remove_function(&function).await;
+                let result = match plugin.remove_function(&function).await {
+                    Err(e) if e.is_not_found() => Ok(()),
+                    other => other,
+                };
                 if let Some(journal) = self.journal.as_mut() {
                     let (event, err) = match &result {
                         Ok(()) => (JournalEvent::Removed, None),
@@ -220,12 +195,12 @@ async fn deploy_all(
     instance: &mut PluginInstance,
     journal: &mut Journal,
     run_id: &str,
-    artifact: &Path,
+    artifacts: &FunctionArtifacts,
     provider: &str,
 ) -> anyhow::Result<Vec<Vec<DeployedEndpoint>>> {
     let local = &plan.settings.local;
     let mut all = Vec::new();
-    for sub in &plan.sub_experiments {
+    for (position, sub) in plan.sub_experiments.iter().enumerate() {
         let mut endpoints = Vec::new();
         for par in 0..sub.parallelism {
             let name = format!("st-{run_id}-{:02}-{par:02}", sub.index);
@@ -234,18 +209,26 @@ async fn deploy_all(
                 memory_mb: u32::try_from(sub.function_memory_mb).unwrap_or(u32::MAX),
                 timeout_s: u32::try_from(plan.settings.request_timeout_ms.div_ceil(1000))
                     .unwrap_or(u32::MAX),
-                arm64: false,
+                arm64: plan.settings.architecture == Architecture::Arm64,
                 env: vec![("STELLAR_PROVIDER".into(), provider.to_owned())],
                 tags: vec![
                     ("stellar-run".into(), run_id.to_owned()),
                     ("stellar-sub-experiment".into(), sub.slug.clone()),
                 ],
-                instance_concurrency: local.instance_concurrency,
-                options: vec![
-                    ("keep-alive-ms".into(), local.keep_alive_ms.to_string()),
-                    ("max-instances".into(), local.max_instances.to_string()),
-                ],
-                artifact: Some(artifact.to_owned()),
+                instance_concurrency: if provider == "local" {
+                    local.instance_concurrency
+                } else {
+                    0
+                },
+                options: if provider == "local" {
+                    vec![
+                        ("keep-alive-ms".into(), local.keep_alive_ms.to_string()),
+                        ("max-instances".into(), local.max_instances.to_string()),
+                    ]
+                } else {
+                    Vec::new()
+                },
+                artifact: Some(artifacts.for_sub_experiment(position).to_owned()),
             };
             journal.record(JournalEvent::Creating, provider, &name, None, None)?;
             let endpoint = instance.deploy_function(&request).await.with_context(|| {
@@ -273,13 +256,4 @@ async fn deploy_all(
         all.push(endpoints);
     }
     Ok(all)
-}
-
-/// Writes the embedded measurement function where the local runtime can read it.
-fn write_function_binary(work_dir: &Path) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = work_dir.join("stellar-measure-http");
-    fs_err::write(&path, embedded::MEASURE_HTTP_BIN)?;
-    fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(path)
 }
