@@ -25,13 +25,13 @@ const REGION: &str = "us-east-1";
 const KEY: &str = "testing";
 
 /// A `moto_server` on 127.0.0.1:<free port>, killed on drop.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
     port: u16,
 }
 
 impl Moto {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
@@ -73,7 +73,7 @@ impl Moto {
         moto
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -83,7 +83,7 @@ impl Moto {
 
     /// One HTTP/1.1 request with an (unverified) SigV4-style authorization for `service`,
     /// which is how moto routes requests.
-    fn call(
+    pub(crate) fn call(
         &self,
         service: &str,
         method: &str,
@@ -112,13 +112,13 @@ impl Moto {
     }
 
     /// `GET` on the Lambda API, decoded as JSON.
-    fn lambda_get(&self, path: &str) -> (u16, Value) {
+    pub(crate) fn lambda_get(&self, path: &str) -> (u16, Value) {
         let (status, body) = self.call("lambda", "GET", path, "application/json", b"");
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
     /// IAM CreateRole (Query API) trusting lambda.amazonaws.com; returns the role ARN.
-    fn create_role(&self, name: &str) -> String {
+    pub(crate) fn create_role(&self, name: &str) -> String {
         let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
         let form = format!(
             "Action=CreateRole&Version=2010-05-08&RoleName={}&AssumeRolePolicyDocument={}",
@@ -200,7 +200,7 @@ fn form_encode(s: &str) -> String {
         .collect()
 }
 
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for group in bytes.chunks(3) {
@@ -240,7 +240,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 }
 
 /// A zip (stored, no compression) holding one executable `bootstrap`, as Lambda expects.
-fn bootstrap_zip(content: &[u8]) -> Vec<u8> {
+pub(crate) fn bootstrap_zip(content: &[u8]) -> Vec<u8> {
     let name = b"bootstrap";
     let crc = crc32(content);
     let size = u32::try_from(content.len()).unwrap();
@@ -370,8 +370,10 @@ fn meta<'e>(endpoint: &'e Endpoint, key: &str) -> &'e str {
         .unwrap_or_else(|| panic!("no meta `{key}` in {:?}", endpoint.meta))
 }
 
-/// What an endpoint says, comparable.
-fn summary(endpoints: &[Endpoint]) -> Vec<(String, String, Vec<(String, String)>)> {
+/// An endpoint's id, URL and meta, comparable.
+type Summary = (String, String, Vec<(String, String)>);
+
+fn summary(endpoints: &[Endpoint]) -> Vec<Summary> {
     endpoints
         .iter()
         .map(|e| (e.id.clone(), e.url.clone(), e.meta.clone()))

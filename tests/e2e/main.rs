@@ -7,6 +7,9 @@
     reason = "tests report measured timings on stderr"
 )]
 
+mod analysis;
 mod aws;
+mod aws_run;
+mod lambda_watch;
 mod plugins;
 mod run_local;

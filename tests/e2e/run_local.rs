@@ -99,10 +99,8 @@ fn quickstart_on_the_local_provider() {
             .map(|i| (i.instance_id.as_str(), i.requests_served))
             .collect();
         // The final label comes from the function (ground truth here) on every row.
-        let cold_rows: Vec<&LatencyRow> = rows
-            .iter()
-            .filter(|r| r.cold_label == Some(true))
-            .collect();
+        let cold_rows: Vec<&LatencyRow> =
+            rows.iter().filter(|r| r.cold_label == Some(true)).collect();
         for r in &rows {
             assert_eq!(r.cold_source, "function", "{r:?}");
             assert_eq!(r.cold_label, r.cold, "{r:?}");
@@ -158,7 +156,10 @@ fn quickstart_on_the_local_provider() {
     // each sub-experiment) and scale-out (the `scale-out` sub-experiment's bursts of 4 that
     // find one warm instance).
     assert!(kinds.get("natural").copied().unwrap_or(0) >= 3, "{kinds:?}");
-    assert!(kinds.get("scale-out").copied().unwrap_or(0) >= 3, "{kinds:?}");
+    assert!(
+        kinds.get("scale-out").copied().unwrap_or(0) >= 3,
+        "{kinds:?}"
+    );
     assert_eq!(kinds.len(), 2, "{kinds:?}");
     let scale_out_dir = run_dir.join(&plan.sub_experiments[2].slug);
     let scale_out_rows = read_latencies(scale_out_dir.join("latencies.csv")).unwrap();

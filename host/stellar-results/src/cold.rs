@@ -252,7 +252,14 @@ mod tests {
         let kinds: Vec<&str> = rows.iter().map(|r| r.cold_kind.as_str()).collect();
         assert_eq!(
             kinds,
-            vec!["natural", "", "scale-out", "scale-out", "natural", "natural"]
+            vec![
+                "natural",
+                "",
+                "scale-out",
+                "scale-out",
+                "natural",
+                "natural"
+            ]
         );
         assert_eq!((agreement.natural, agreement.scale_out), (3, 2));
     }

@@ -238,11 +238,7 @@ fn report_input(
             format!("{:?}", plan.settings.connection).to_lowercase(),
         ),
     ];
-    let sections = analysis
-        .sub_experiments
-        .iter()
-        .map(sub_section)
-        .collect();
+    let sections = analysis.sub_experiments.iter().map(sub_section).collect();
     let mut warnings = Vec::new();
     for ignored in &plan.ignored {
         warnings.push(format!(
@@ -301,8 +297,14 @@ fn sub_section(sub: &SubAnalysis) -> Section {
         caption: "Cold-start labels".into(),
         header: ["measure", "count"].map(String::from).to_vec(),
         rows: vec![
-            vec!["labelled by the function".into(), c.from_function.to_string()],
-            vec!["labelled by the provider".into(), c.from_provider.to_string()],
+            vec![
+                "labelled by the function".into(),
+                c.from_function.to_string(),
+            ],
+            vec![
+                "labelled by the provider".into(),
+                c.from_provider.to_string(),
+            ],
             vec![
                 "labelled by the latency threshold".into(),
                 c.from_threshold.to_string(),
@@ -366,6 +368,10 @@ fn sub_section(sub: &SubAnalysis) -> Section {
         warnings: sub.warnings.clone(),
         paragraphs,
         tables,
-        plots: sub.plots.as_ref().map(PlotRef::for_plots).unwrap_or_default(),
+        plots: sub
+            .plots
+            .as_ref()
+            .map(PlotRef::for_plots)
+            .unwrap_or_default(),
     }
 }

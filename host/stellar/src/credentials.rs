@@ -346,7 +346,10 @@ aws_access_key_id = AKIDBROKEN
         let region = |env: &[(&str, &str)]| {
             aws_default_region(&sources(env, Some(home.path()))).expect("reads")
         };
-        assert_eq!(region(&[("AWS_REGION", "us-west-2")]).as_deref(), Some("us-west-2"));
+        assert_eq!(
+            region(&[("AWS_REGION", "us-west-2")]).as_deref(),
+            Some("us-west-2")
+        );
         assert_eq!(
             region(&[("AWS_DEFAULT_REGION", "us-east-2")]).as_deref(),
             Some("us-east-2")

@@ -180,7 +180,13 @@ mod tests {
             .record(JournalEvent::Creating, "aws", "st-a", None, None)
             .expect("write");
         journal
-            .record(JournalEvent::Created, "aws", "st-a", Some("https://a"), None)
+            .record(
+                JournalEvent::Created,
+                "aws",
+                "st-a",
+                Some("https://a"),
+                None,
+            )
             .expect("write");
         journal
             .record(JournalEvent::Creating, "aws", "st-b", None, None)
@@ -192,7 +198,13 @@ mod tests {
             .record(JournalEvent::Removed, "aws", "st-c", None, None)
             .expect("write");
         journal
-            .record(JournalEvent::RemoveFailed, "aws", "st-a", None, Some("boom"))
+            .record(
+                JournalEvent::RemoveFailed,
+                "aws",
+                "st-a",
+                None,
+                Some("boom"),
+            )
             .expect("write");
         assert_eq!(journal.outstanding(), vec!["st-a", "st-b"]);
         let read = outstanding_in(&path).expect("read");

@@ -72,9 +72,8 @@ pub fn run_summary(outcome: &RunOutcome) -> String {
             let _ = writeln!(s, "warning: {}: {warning}", sub.slug);
         }
         if let Some(f) = &sub.fidelity {
-            let ks = f.ks.map_or_else(String::new, |ks| {
-                format!(", IAT KS p = {:.3}", ks.p_value)
-            });
+            let ks =
+                f.ks.map_or_else(String::new, |ks| format!(", IAT KS p = {:.3}", ks.p_value));
             let _ = writeln!(
                 s,
                 "{}: send lag p99 {:.2} ms (max {:.2} ms){ks}; cold starts: {} natural, {} scale-out; function/provider label disagreements: {}; the latency threshold would mislabel {}",
@@ -92,10 +91,7 @@ pub fn run_summary(outcome: &RunOutcome) -> String {
         s,
         "\nresults: {}\nreport:  {}\nwall time: {:.1}s",
         outcome.run_dir.display(),
-        outcome
-            .run_dir
-            .join(crate::analysis::REPORT_HTML)
-            .display(),
+        outcome.run_dir.join(crate::analysis::REPORT_HTML).display(),
         outcome.wall_time.as_secs_f64()
     );
     s

@@ -274,14 +274,7 @@ fn list() -> ProviderResult<Vec<Endpoint>> {
     let mut endpoints = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        // The query is signed as sent, so keys go in sorted order.
-        let query = match &marker {
-            Some(m) => format!(
-                "Marker={}&MaxItems={LIST_PAGE}",
-                stellar_sigv4::uri_encode(m, true)
-            ),
-            None => format!("MaxItems={LIST_PAGE}"),
-        };
+        let query = list_query(marker.as_deref());
         let page: ListFunctions =
             lambda.json::<(), _>(Method::Get, "/2015-03-31/functions/", &query, None)?;
         for function in page.functions {
@@ -297,6 +290,17 @@ fn list() -> ProviderResult<Vec<Endpoint>> {
         if marker.is_none() {
             return Ok(endpoints);
         }
+    }
+}
+
+/// The ListFunctions query for the page after `marker` (an opaque token, encoded).
+fn list_query(marker: Option<&str>) -> String {
+    match marker {
+        Some(m) => format!(
+            "Marker={}&MaxItems={LIST_PAGE}",
+            stellar_sigv4::uri_encode(m, true)
+        ),
+        None => format!("MaxItems={LIST_PAGE}"),
     }
 }
 
@@ -377,6 +381,15 @@ mod tests {
             ..not_ready
         };
         assert!(!role_not_ready(&other));
+    }
+
+    #[test]
+    fn list_pages_follow_the_marker() {
+        assert_eq!(list_query(None), "MaxItems=50");
+        assert_eq!(
+            list_query(Some("st-f/2+x==")),
+            "Marker=st-f%2F2%2Bx%3D%3D&MaxItems=50"
+        );
     }
 
     #[test]

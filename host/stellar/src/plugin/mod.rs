@@ -42,7 +42,9 @@ impl Default for SandboxLimits {
     fn default() -> Self {
         Self {
             memory_bytes: 128 << 20,
-            call_timeout: Duration::from_secs(300),
+            // A cloud deploy waits for the function to become active (the aws adapter polls
+            // for up to its `wait-timeout-s`, 300 s by default, after role-propagation retries).
+            call_timeout: Duration::from_secs(900),
         }
     }
 }

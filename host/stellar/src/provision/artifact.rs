@@ -71,25 +71,28 @@ fn lambda_zips(plan: &Plan, work_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut zips = Vec::new();
     for sub in &plan.sub_experiments {
         let pad = pad_bytes(sub);
-        let key = pad.unwrap_or(0);
-        if !by_size.contains_key(&key) {
-            let out = work_dir.join(format!("bootstrap-{key}.zip"));
-            let zip = package::lambda_zip(&bootstrap, &out, pad, plan.seed)
-                .with_context(|| format!("packaging {}", bootstrap.display()))?;
-            if let Some(pad) = pad
-                && zip.size > pad + 1024
-            {
-                tracing::warn!(
-                    sub_experiment = %sub.slug,
-                    requested_mb = sub.function_image_size_mb,
-                    actual_bytes = zip.size,
-                    "the function package is already larger than FunctionImageSizeMB"
-                );
+        let zip = match by_size.entry(pad.unwrap_or(0)) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let out = work_dir.join(format!("bootstrap-{}.zip", e.key()));
+                let zip = package::lambda_zip(&bootstrap, &out, pad, plan.seed)
+                    .with_context(|| format!("packaging {}", bootstrap.display()))?;
+                if let Some(pad) = pad
+                    && zip.size > pad + 1024
+                {
+                    tracing::warn!(
+                        sub_experiment = %sub.slug,
+                        requested_mb = sub.function_image_size_mb,
+                        actual_bytes = zip.size,
+                        "the function package is already larger than FunctionImageSizeMB"
+                    );
+                }
+                tracing::info!(path = %zip.path.display(), bytes = zip.size, sha256 = %zip.sha256,
+                    "packaged the Lambda function");
+                e.insert(zip)
             }
-            tracing::info!(path = %zip.path.display(), bytes = zip.size, sha256 = %zip.sha256, "packaged the Lambda function");
-            by_size.insert(key, zip);
-        }
-        zips.push(by_size[&key].path.clone());
+        };
+        zips.push(zip.path.clone());
     }
     Ok(zips)
 }
@@ -124,6 +127,9 @@ pub fn build_bootstrap(arch: Architecture) -> anyhow::Result<PathBuf> {
         target_dir: source_dir.join("target"),
         source_dir,
     };
-    tracing::info!(arch = arch.as_str(), "building the Lambda function with cargo-lambda");
+    tracing::info!(
+        arch = arch.as_str(),
+        "building the Lambda function with cargo-lambda"
+    );
     Ok(package::build_bootstrap(&build)?)
 }

@@ -36,21 +36,22 @@ const FUNCTION: &str = "stellar-measure-lambda";
 const READY_MARKER: &str = "starting Runtime server";
 /// The first request waits for a debug build of lambda_runtime + tokio + this crate: about
 /// 15 s on an idle machine, minutes on a busy 2-core one.
-const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(1800);
+pub(crate) const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(1800);
 const WARM_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running `cargo lambda watch`, its process group killed on drop.
-struct Watcher {
+pub(crate) struct Watcher {
     child: Child,
     port: u16,
     log: PathBuf,
 }
 
 impl Watcher {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         require_cargo_lambda();
-        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let workspace = manifest_dir.parent().expect("crate dir has a parent");
+        // This test binary belongs to host/stellar; the function's crate is measurement-fn.
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let manifest_dir = workspace.join("measurement-fn");
         let target_dir = workspace.join("target").join("lambda-watch");
         let port = free_port();
         let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lambda-watch-{port}.log"));
@@ -89,12 +90,18 @@ impl Watcher {
         watcher
     }
 
+    /// The function-URL route of the emulated function (what the aws adapter's
+    /// `function-url-override` points at).
+    pub(crate) fn function_url(&self) -> String {
+        format!("http://127.0.0.1:{}/lambda-url/{FUNCTION}/", self.port)
+    }
+
     fn log_text(&self) -> String {
         fs_err::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// GET `/lambda-url/<fn>/?<query>` with a fresh connection.
-    fn get(&self, query: &str, timeout: Duration) -> (u16, Value) {
+    pub(crate) fn get(&self, query: &str, timeout: Duration) -> (u16, Value) {
         let mut stream = self.connect();
         stream.set_read_timeout(Some(timeout)).expect("set timeout");
         write!(
