@@ -58,7 +58,13 @@ impl Progress {
 struct State {
     errors: u64,
     latencies: Vec<f64>,
+    /// The running median and when it was computed: refreshed at most every
+    /// [`P50_REFRESH`], so a long run does not sort all its latencies on every row.
+    p50: Option<(f64, Instant)>,
 }
+
+/// How often the running median is recomputed (the bar redraws at 4 Hz anyway).
+const P50_REFRESH: Duration = Duration::from_millis(250);
 
 pub struct SubProgress {
     bar: Option<ProgressBar>,
@@ -86,10 +92,14 @@ impl SubProgress {
             fmt_duration(elapsed),
             fmt_duration(to_go)
         );
-        if !state.latencies.is_empty() {
-            let mut sorted = state.latencies.clone();
-            sorted.sort_by(f64::total_cmp);
-            let p50 = sorted[(sorted.len() - 1) / 2];
+        let stale = state.p50.is_none_or(|(_, at)| at.elapsed() >= P50_REFRESH);
+        if stale && !state.latencies.is_empty() {
+            let mut values = state.latencies.clone();
+            let middle = (values.len() - 1) / 2;
+            let (_, p50, _) = values.select_nth_unstable_by(middle, f64::total_cmp);
+            state.p50 = Some((*p50, Instant::now()));
+        }
+        if let Some((p50, _)) = state.p50 {
             msg = format!("| p50 {p50:.1} ms {msg}");
         }
         bar.set_message(msg);

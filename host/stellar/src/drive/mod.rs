@@ -46,7 +46,7 @@ impl RunClock {
     /// RFC 3339 (UTC, milliseconds) label of a monotonic instant, anchored at the run's start.
     pub fn wall_label(&self, t: Instant) -> String {
         let wall = self.start_wall + t.saturating_duration_since(self.start);
-        humantime::format_rfc3339_millis(wall).to_string()
+        stellar_results::row::rfc3339_millis(wall)
     }
 
     pub fn start_wall(&self) -> SystemTime {
