@@ -1,8 +1,11 @@
 //! stellar: measures the tail latency of serverless clouds.
 //!
 //! Data flow: `stellar_config` (experiment → plan) → [`provision`] (plugins deploy the
-//! measurement function) → [`drive`] (timed requests) → `stellar_results` (CSV, statistics,
-//! plots). [`plugin`] is the sandboxed adapter host; `stellar_local` the embedded provider.
+//! measurement function, built by [`package`] where a cloud needs it; [`credentials`] for the
+//! adapter they belong to) → [`drive`] (timed requests) → [`analysis`] (cold labels, CIs,
+//! fidelity, plots, report.html, on `stellar_results`) → [`compare`] across runs.
+//! [`cleanup`] removes what a run's journal says may be left. [`plugin`] is the sandboxed
+//! adapter host; `stellar_local` the embedded provider.
 
 pub mod analysis;
 pub mod cleanup;
