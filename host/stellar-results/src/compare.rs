@@ -416,29 +416,7 @@ pub fn render_comparison(a: &str, b: &str, groups: &[GroupComparison]) -> String
         };
         rows.push(row);
     }
-    let mut widths = [0usize; 11];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (i, (cell, &w)) in row.iter().zip(&widths).enumerate() {
-            let pad = " ".repeat(w - cell.chars().count());
-            if i == 0 {
-                line.push_str(cell);
-                line.push_str(&pad);
-            } else {
-                line.push_str("  ");
-                line.push_str(&pad);
-                line.push_str(cell);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
+    let mut out = crate::summary::align_columns(&rows);
     for g in groups {
         if let Some(c) = &g.comparison {
             out.push_str(&format!("{}: {}\n", g.group, c.describe(a, b)));

@@ -99,16 +99,26 @@ pub fn render_table(summaries: &[SubExperimentSummary]) -> String {
             ms(s.warm.p50),
         ]);
     }
-    let mut widths = [0usize; 10];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+    align_columns(&rows)
+}
+
+/// Lays out rows of cells as plain text: the first column left-aligned, the others
+/// right-aligned, two spaces between columns, no trailing spaces, one `\n` after each line.
+pub(crate) fn align_columns<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        for (i, cell) in row.as_ref().iter().enumerate() {
+            let len = cell.chars().count();
+            match widths.get_mut(i) {
+                Some(w) => *w = (*w).max(len),
+                None => widths.push(len),
+            }
         }
     }
     let mut out = String::new();
-    for row in &rows {
+    for row in rows {
         let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+        for (i, (cell, &w)) in row.as_ref().iter().zip(&widths).enumerate() {
             let pad = " ".repeat(w - cell.chars().count());
             if i == 0 {
                 line.push_str(cell);
