@@ -196,13 +196,7 @@ impl BurstsFigure<'_> {
                     PathElement::new(vec![(x, y), (x + 24, y)], BLACK.mix(0.6).stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT_FAMILY, LEGEND_PX))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.5))
-            .draw()
+        draw::draw_legend(&mut chart, SeriesLabelPosition::UpperRight, LEGEND_PX)
     }
 }
 

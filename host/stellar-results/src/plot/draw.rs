@@ -43,6 +43,22 @@ pub(crate) const LEGEND_PX: u32 = 16;
 pub(crate) type DrawResult<DB> =
     std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
+/// Draws the series legend in the house style: the bundled font at `font_px`, on a
+/// translucent white box with a grey border, at `position`.
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+    font_px: u32,
+) -> DrawResult<DB> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT_FAMILY, font_px))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.5))
+        .draw()
+}
+
 /// Registers the bundled font with plotters, once per process.
 fn ensure_font() -> std::result::Result<(), &'static str> {
     static REGISTERED: OnceLock<std::result::Result<(), &'static str>> = OnceLock::new();

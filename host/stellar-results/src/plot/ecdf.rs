@@ -311,13 +311,7 @@ impl EcdfFigure<'_> {
                     draw::UNKNOWN.mix(0.25).filled(),
                 )
             });
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT_FAMILY, LEGEND_PX))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.5))
-            .draw()
+        draw::draw_legend(&mut chart, SeriesLabelPosition::LowerRight, LEGEND_PX)
     }
 }
 

@@ -320,13 +320,7 @@ where
             .filter(|b| b.total() > 0)
             .map(|b| Rectangle::new([(b.lo, 0), (b.hi, count(b.total()))], WHITE.stroke_width(1))),
     )?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT_FAMILY, 14))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.5))
-        .draw()
+    draw::draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 14)
 }
 
 fn layer_count(b: &HistogramBin, t: Temperature) -> usize {

@@ -167,13 +167,7 @@ impl Figure for SendLagFigure<'_> {
                 .label(format!("failed (n={})", failed.len()))
                 .legend(|(x, y)| Cross::new((x + 12, y), 5, draw::FAILED.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT_FAMILY, LEGEND_PX))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.5))
-            .draw()
+        draw::draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, LEGEND_PX)
     }
 }
 
