@@ -201,95 +201,18 @@ fn form_encode(s: &str) -> String {
 }
 
 pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for group in bytes.chunks(3) {
-        let b = [
-            group[0],
-            *group.get(1).unwrap_or(&0),
-            *group.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let table: Vec<u32> = (0..256u32)
-        .map(|mut c| {
-            for _ in 0..8 {
-                c = if c & 1 == 1 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-            c
-        })
-        .collect();
-    !bytes.iter().fold(!0u32, |crc, &b| {
-        table[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8)
-    })
-}
-
-/// A zip (stored, no compression) holding one executable `bootstrap`, as Lambda expects.
-pub(crate) fn bootstrap_zip(content: &[u8]) -> Vec<u8> {
-    let name = b"bootstrap";
-    let crc = crc32(content);
-    let size = u32::try_from(content.len()).unwrap();
-    let mut zip = Vec::new();
-    let u16le = |v: u16| v.to_le_bytes();
-    let u32le = |v: u32| v.to_le_bytes();
-    // Local file header.
-    zip.extend_from_slice(&u32le(0x0403_4b50));
-    for field in [20u16, 0, 0, 0, 0x21] {
-        zip.extend_from_slice(&u16le(field)); // version, flags, method, time, date
-    }
-    for field in [crc, size, size] {
-        zip.extend_from_slice(&u32le(field));
-    }
-    zip.extend_from_slice(&u16le(name.len() as u16));
-    zip.extend_from_slice(&u16le(0));
-    zip.extend_from_slice(name);
-    zip.extend_from_slice(content);
-    // Central directory.
-    let central_start = zip.len() as u32;
-    zip.extend_from_slice(&u32le(0x0201_4b50));
-    for field in [0x0314u16, 20, 0, 0, 0, 0x21] {
-        zip.extend_from_slice(&u16le(field)); // made by unix, needed, flags, method, time, date
-    }
-    for field in [crc, size, size] {
-        zip.extend_from_slice(&u32le(field));
-    }
-    for field in [name.len() as u16, 0, 0, 0, 0] {
-        zip.extend_from_slice(&u16le(field)); // name, extra, comment, disk, internal attrs
-    }
-    zip.extend_from_slice(&u32le(0o100_755 << 16)); // external attrs: -rwxr-xr-x
-    zip.extend_from_slice(&u32le(0)); // local header offset
-    zip.extend_from_slice(name);
-    let central_size = zip.len() as u32 - central_start;
-    // End of central directory.
-    zip.extend_from_slice(&u32le(0x0605_4b50));
-    for field in [0u16, 0, 1, 1] {
-        zip.extend_from_slice(&u16le(field));
-    }
-    zip.extend_from_slice(&u32le(central_size));
-    zip.extend_from_slice(&u32le(central_start));
-    zip.extend_from_slice(&u16le(0));
-    zip
-}
-
-fn write_zip(dir: &Path, file: &str, content: &[u8]) -> (PathBuf, Vec<u8>) {
-    let zip = bootstrap_zip(content);
+/// Writes `<dir>/<file>`: a zip holding `content` as the executable `bootstrap`, made by
+/// stellar's own Lambda packager. Returns its path and bytes.
+pub(crate) fn write_zip(dir: &Path, file: &str, content: &[u8]) -> (PathBuf, Vec<u8>) {
+    let bootstrap = dir.join(format!("{file}.bootstrap"));
+    fs_err::write(&bootstrap, content).unwrap();
     let path = dir.join(file);
-    fs_err::write(&path, &zip).unwrap();
+    stellar::package::lambda_zip(&bootstrap, &path, None, 0).unwrap();
+    let zip = fs_err::read(&path).unwrap();
     (path, zip)
 }
 

@@ -11,7 +11,7 @@ use std::process::Command;
 use serde_json::Value;
 use stellar_results::read_latencies;
 
-use crate::aws::{Moto, base64, bootstrap_zip};
+use crate::aws::{Moto, base64, write_zip};
 use crate::lambda_watch::{FIRST_REQUEST_TIMEOUT, Watcher};
 
 fn stellar(args: &[&str], dir: &Path) -> std::process::Output {
@@ -134,7 +134,7 @@ fn stellar_run_on_aws_against_moto_and_the_lambda_emulator() {
 
     // A crashed run leaves functions behind: fake one (journaled, created in moto) plus one
     // that was journaled but never created, and let `stellar cleanup` find both.
-    let zip = bootstrap_zip(b"#!/bin/sh\n");
+    let (_, zip) = write_zip(dir.path(), "orphan.zip", b"#!/bin/sh\n");
     let create = serde_json::json!({
         "FunctionName": "st-orphan-00-00", "Runtime": "provided.al2023", "Handler": "bootstrap",
         "Role": role, "Code": {"ZipFile": base64(&zip)}
