@@ -63,6 +63,15 @@ impl IatType {
             _ => None,
         }
     }
+
+    /// The name used in experiment files (the inverse of [`IatType::from_name`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stochastic => "stochastic",
+            Self::Deterministic => "deterministic",
+            Self::Step => "step",
+        }
+    }
 }
 
 /// SplitMix64's output function: a bijective 64-bit mixer that turns structured inputs
@@ -142,6 +151,7 @@ mod tests {
         for name in IatType::NAMES {
             let kind = IatType::from_name(name).expect("known");
             assert_eq!(serde_json::to_value(kind).expect("serializes"), name);
+            assert_eq!(kind.name(), name);
         }
         assert_eq!(IatType::from_name("gaussian"), None);
         assert_eq!(IatType::from_name("Stochastic"), None);

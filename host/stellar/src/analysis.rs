@@ -74,7 +74,7 @@ pub fn analyse_sub_experiment(
     let fidelity = if rows.is_empty() {
         None
     } else {
-        let model = IatModel::from_stellar(iat_name(sub), sub.iat_seconds)?;
+        let model = IatModel::from_stellar(sub.iat_type.name(), sub.iat_seconds)?;
         let report = check_rows(&rows, &model, &FidelityConfig::default())?;
         warnings.extend(report.warnings.iter().cloned());
         Some(report)
@@ -156,21 +156,13 @@ fn provider_name(plan: &Plan) -> String {
     }
 }
 
-fn iat_name(sub: &SubExperimentPlan) -> &'static str {
-    match sub.iat_type {
-        stellar_config::IatType::Stochastic => "stochastic",
-        stellar_config::IatType::Deterministic => "deterministic",
-        stellar_config::IatType::Step => "step",
-    }
-}
-
 /// The plot title of a sub-experiment (second line: its schedule).
 pub fn sub_title(sub: &SubExperimentPlan) -> String {
     format!(
         "{}\nIAT ~{}s ({}), burst sizes {:?}",
         sub.title,
         sub.iat_seconds,
-        iat_name(sub),
+        sub.iat_type.name(),
         sub.burst_sizes
     )
 }
