@@ -45,7 +45,13 @@ fn main() {
     for (env_name, file) in [
         ("STELLAR_PLUGIN_LOCAL_WASM", "stellar_plugin_local.wasm"),
         ("STELLAR_PLUGIN_AWS_WASM", "stellar_plugin_aws.wasm"),
+        ("STELLAR_PLUGIN_AZURE_WASM", "stellar_plugin_azure.wasm"),
+        ("STELLAR_PLUGIN_ALIYUN_WASM", "stellar_plugin_aliyun.wasm"),
         ("STELLAR_PLUGIN_HOSTILE_WASM", "stellar_plugin_hostile.wasm"),
+        (
+            "STELLAR_PLUGIN_STUCK_DESCRIBE_WASM",
+            "stellar_plugin_stuck_describe.wasm",
+        ),
     ] {
         let path = wasm_dir.join(file);
         assert!(

@@ -77,11 +77,36 @@ impl Default for Instance {
     }
 }
 
-/// The process-global instance, created on first call. Entry points call this at process start
-/// (before announcing readiness) so `start_unix_ns` is the process start.
+/// Variables a platform sets to the id of the instance a process runs in (Alibaba FC's
+/// `FC_INSTANCE_ID`); the first non-empty one is the instance id, so rows can be matched with
+/// the platform's own records. Azure's container name is read by
+/// [`crate::azure::instance_id_from_env`] (only under a custom handler).
+pub const INSTANCE_ID_ENV_VARS: [&str; 1] = ["FC_INSTANCE_ID"];
+
+impl Instance {
+    /// A new identity named by the platform where it names instances (Azure's container,
+    /// else the first non-empty [`INSTANCE_ID_ENV_VARS`]), else a random id.
+    #[must_use]
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Self {
+        let id = crate::azure::instance_id_from_env(&env)
+            .or_else(|| {
+                INSTANCE_ID_ENV_VARS.iter().find_map(|var| {
+                    env(var)
+                        .map(|v| v.trim().to_owned())
+                        .filter(|v| !v.is_empty())
+                })
+            })
+            .unwrap_or_else(crate::random_hex_id);
+        Self::with_id(id, crate::unix_ns_now())
+    }
+}
+
+/// The process-global instance, created on first call ([`Instance::from_env`]). Entry points
+/// call this at process start (before announcing readiness) so `start_unix_ns` is the process
+/// start.
 pub fn global() -> &'static Instance {
     static INSTANCE: OnceLock<Instance> = OnceLock::new();
-    INSTANCE.get_or_init(Instance::new)
+    INSTANCE.get_or_init(|| Instance::from_env(|var| std::env::var(var).ok()))
 }
 
 #[cfg(test)]
@@ -119,6 +144,14 @@ mod tests {
         });
         assert_eq!(colds, 1);
         assert_eq!(inst.invocations(), 800);
+    }
+
+    #[test]
+    fn platform_instance_ids_are_used() {
+        let fc = Instance::from_env(|v| (v == "FC_INSTANCE_ID").then(|| "c-65f1a2b3".to_owned()));
+        assert_eq!(fc.id(), "c-65f1a2b3");
+        let blank = Instance::from_env(|_| Some("  ".to_owned()));
+        assert_eq!(blank.id().len(), 16);
     }
 
     #[test]

@@ -47,8 +47,12 @@
 //!
 //! **Process contract of `stellar-measure-http`.**
 //! - Port: the first non-empty of `FUNCTIONS_CUSTOMHANDLER_PORT`, `FC_SERVER_PORT`, `PORT`;
-//!   default 8080; `0` picks an ephemeral port. Address: `STELLAR_LISTEN_ADDR` (default
-//!   `0.0.0.0`).
+//!   else 9000 on Alibaba FC (recognised by `FC_FUNCTION_NAME` / `FC_INSTANCE_ID`); else 8080;
+//!   `0` picks an ephemeral port. Address: `STELLAR_LISTEN_ADDR` (default `0.0.0.0`, which FC
+//!   requires).
+//! - Instance id: `FC_INSTANCE_ID` when set, else random. `RequestID`: the parameter, else FC's
+//!   `x-fc-request-id` header, else random. `POST /invoke` (an FC event invocation) takes its
+//!   parameters from a JSON object body when there is one (a bad one is a `400`).
 //! - Once listening it prints exactly one line to stdout (see [`ready`]):
 //!   `STELLAR-READY {"port":<port>,"instance_id":"<id>","pid":<pid>}`. Nothing else is written
 //!   to stdout; errors go to stderr. The instance identity and runtime facts are created before
@@ -65,6 +69,9 @@
 //! - [`instance`]: process-global identity and invocation counter.
 //! - [`facts`]: runtime facts gathered once.
 //! - [`response`]: [`MeasurementResponse`] and [`handle`].
+//! - [`fault`]: fault injection for stellar's tests (off unless `STELLAR_FAULTS=1`).
+//! - [`azure`]: the Azure custom handler's instance id (`CONTAINER_NAME`) and its non-proxied
+//!   JSON envelope.
 //! - [`ready`]: the `STELLAR-READY` line, written by entry points and parsed by the host.
 //! - [`http`] (feature `http-server`): the hyper server used by `stellar-measure-http`.
 //! - `lambda` (feature `lambda`): the Lambda event handler used by `stellar-measure-lambda`
@@ -74,7 +81,9 @@
 
 #![deny(missing_docs)]
 
+pub mod azure;
 pub mod facts;
+pub mod fault;
 #[cfg(feature = "http-server")]
 pub mod http;
 pub mod instance;

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::Digest as _;
 use stellar::plugin::{
-    ArtifactKind, DeployRequest, Endpoint, PluginError, PluginInstance, PluginRuntime,
-    ProviderError, SandboxLimits,
+    ArtifactKind, Credential, CredentialKind, DeployRequest, Endpoint, PluginError, PluginInstance,
+    PluginRuntime, ProviderError, SandboxLimits,
 };
 
 const REGION: &str = "us-east-1";
@@ -211,7 +211,7 @@ pub(crate) fn write_zip(dir: &Path, file: &str, content: &[u8]) -> (PathBuf, Vec
     let bootstrap = dir.join(format!("{file}.bootstrap"));
     fs_err::write(&bootstrap, content).unwrap();
     let path = dir.join(file);
-    stellar::package::lambda_zip(&bootstrap, &path, None, 0).unwrap();
+    stellar::package::lambda_zip::lambda_zip(&bootstrap, &path, None, 0).unwrap();
     let zip = fs_err::read(&path).unwrap();
     (path, zip)
 }
@@ -241,14 +241,20 @@ fn settings(moto: &Moto, role_arn: &str, extra: &[(&str, &str)]) -> Vec<(String,
     let mut items = vec![
         ("region", REGION),
         ("role-arn", role_arn),
-        ("access-key-id", KEY),
-        ("secret-access-key", KEY),
         ("poll-interval-ms", "50"),
     ];
     let url = moto.url();
     items.push(("endpoint", &url));
     items.extend_from_slice(extra);
     pairs(&items)
+}
+
+/// The `aws` credential the host would hand over (moto accepts any keys).
+fn credentials() -> Vec<Credential> {
+    vec![Credential {
+        kind: CredentialKind::Aws,
+        values: pairs(&[("access-key-id", KEY), ("secret-access-key", KEY)]),
+    }]
 }
 
 fn request(name: &str, memory_mb: u32, artifact: Option<PathBuf>) -> DeployRequest {
@@ -261,7 +267,7 @@ fn request(name: &str, memory_mb: u32, artifact: Option<PathBuf>) -> DeployReque
         tags: pairs(&[("stellar-run", "e2e")]),
         instance_concurrency: 0,
         options: vec![],
-        artifact,
+        artifact: artifact.map(|p| (p, ArtifactKind::LambdaZip)),
     }
 }
 
@@ -278,7 +284,12 @@ async fn aws_instance(
     let info = plugin.info();
     assert_eq!(info.name, "aws");
     assert_eq!(info.allowed_hosts, vec!["*.amazonaws.com".to_string()]);
-    assert_eq!(info.artifact, ArtifactKind::LambdaZip);
+    assert_eq!(info.artifacts, vec![ArtifactKind::LambdaZip]);
+    assert!(matches!(info.credentials.as_slice(), [CredentialKind::Aws]));
+    assert_eq!(
+        info.endpoint_hosts,
+        vec!["*.lambda-url.*.on.aws".to_string()]
+    );
     assert_eq!(info.instance_concurrency, 1);
     let inst = rt.instantiate(&plugin, extra_hosts).await.unwrap();
     (rt, inst)
@@ -321,7 +332,9 @@ async fn aws_adapter_deploys_updates_lists_and_removes_on_moto() {
     let cache = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let (_rt, mut inst) = aws_instance(SandboxLimits::default(), &cache, &[moto.host()]).await;
-    inst.configure(&settings(&moto, &role, &[])).await.unwrap();
+    inst.configure(&settings(&moto, &role, &[]), &credentials())
+        .await
+        .unwrap();
 
     // Deploy.
     let (zip_path, zip) = write_zip(work.path(), "bootstrap.zip", &filler(4000, 7));
@@ -445,7 +458,7 @@ async fn aws_adapter_names_bad_settings_roles_and_hosts() {
     // Without the moto host allowed, the sandbox refuses the request.
     let (_rt, mut denied) = aws_instance(SandboxLimits::default(), &cache, &[]).await;
     denied
-        .configure(&settings(&moto, &role, &[]))
+        .configure(&settings(&moto, &role, &[]), &credentials())
         .await
         .unwrap();
     let err = denied.list_apis().await.unwrap_err();
@@ -457,7 +470,10 @@ async fn aws_adapter_names_bad_settings_roles_and_hosts() {
     // A missing region is named.
     let mut no_region = settings(&moto, &role, &[]);
     no_region.retain(|(k, _)| k != "region");
-    let err = inst.configure(&no_region).await.unwrap_err();
+    let err = inst
+        .configure(&no_region, &credentials())
+        .await
+        .unwrap_err();
     assert!(
         matches!(provider_error(&err), ProviderError::Invalid(m) if m.contains("`region`")),
         "{err}"
@@ -465,9 +481,12 @@ async fn aws_adapter_names_bad_settings_roles_and_hosts() {
 
     // A role that does not exist: retried briefly (bounded by wait-timeout-s), then named.
     let missing = "arn:aws:iam::123456789012:role/stellar-no-such-role";
-    inst.configure(&settings(&moto, missing, &[("wait-timeout-s", "2")]))
-        .await
-        .unwrap();
+    inst.configure(
+        &settings(&moto, missing, &[("wait-timeout-s", "2")]),
+        &credentials(),
+    )
+    .await
+    .unwrap();
     let started = Instant::now();
     let err = inst
         .deploy_function(&request("st-e2e-norole", 128, Some(zip_path.clone())))
@@ -485,7 +504,9 @@ async fn aws_adapter_names_bad_settings_roles_and_hosts() {
     );
 
     // No artifact: invalid before any call.
-    inst.configure(&settings(&moto, &role, &[])).await.unwrap();
+    inst.configure(&settings(&moto, &role, &[]), &credentials())
+        .await
+        .unwrap();
     let err = inst
         .deploy_function(&request("st-e2e-noart", 128, None))
         .await
@@ -496,14 +517,17 @@ async fn aws_adapter_names_bad_settings_roles_and_hosts() {
     );
 
     // With a function-url-override, the host gets the override (e.g. a local emulator).
-    inst.configure(&settings(
-        &moto,
-        &role,
-        &[(
-            "function-url-override",
-            "http://127.0.0.1:9000/lambda-url/{name}/",
-        )],
-    ))
+    inst.configure(
+        &settings(
+            &moto,
+            &role,
+            &[(
+                "function-url-override",
+                "http://127.0.0.1:9000/lambda-url/{name}/",
+            )],
+        ),
+        &credentials(),
+    )
     .await
     .unwrap();
     let endpoint = inst
@@ -531,7 +555,9 @@ async fn aws_adapter_streams_a_3_mib_zip_under_a_small_memory_cap() {
         ..SandboxLimits::default()
     };
     let (_rt, mut inst) = aws_instance(limits, &cache, &[moto.host()]).await;
-    inst.configure(&settings(&moto, &role, &[])).await.unwrap();
+    inst.configure(&settings(&moto, &role, &[]), &credentials())
+        .await
+        .unwrap();
     let (zip_path, zip) = write_zip(work.path(), "bootstrap.zip", &filler(3 << 20, 5));
     assert!(zip.len() > 3 << 20);
     let started = Instant::now();

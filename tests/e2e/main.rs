@@ -7,9 +7,16 @@
     reason = "tests report measured timings on stderr"
 )]
 
+mod aliyun;
 mod analysis;
 mod aws;
 mod aws_run;
+mod azure;
+mod contract;
+mod faults;
+mod interrupt;
 mod lambda_watch;
+mod orphans;
 mod plugins;
 mod run_local;
+mod third_party;

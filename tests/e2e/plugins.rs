@@ -7,11 +7,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use stellar::plugin::{
-    DeployRequest, LoadPath, PluginError, PluginRuntime, PluginSource, SandboxLimits,
+    ArtifactKind, DeployRequest, LoadPath, PluginError, PluginRuntime, PluginSource, SandboxLimits,
 };
 
 fn hostile() -> PluginSource {
     PluginSource::File(PathBuf::from(env!("STELLAR_PLUGIN_HOSTILE_WASM")))
+}
+
+fn stuck_describe() -> PluginSource {
+    PluginSource::File(PathBuf::from(env!("STELLAR_PLUGIN_STUCK_DESCRIBE_WASM")))
 }
 
 fn settings(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -35,7 +39,7 @@ fn request(artifact: Option<PathBuf>) -> DeployRequest {
         tags: vec![],
         instance_concurrency: 0,
         options: vec![],
-        artifact,
+        artifact: artifact.map(|p| (p, ArtifactKind::NativeBinary)),
     }
 }
 
@@ -66,10 +70,10 @@ async fn undeclared_host_is_refused_with_a_clear_error_and_the_host_goes_on() {
     assert_eq!(plugin.info().name, "hostile");
     let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
 
-    inst.configure(&settings(&[
-        ("mode", "undeclared-host"),
-        ("target", "127.0.0.2:9"),
-    ]))
+    inst.configure(
+        &settings(&[("mode", "undeclared-host"), ("target", "127.0.0.2:9")]),
+        &[],
+    )
     .await
     .unwrap();
     let err = inst.list_apis().await.unwrap_err();
@@ -80,10 +84,10 @@ async fn undeclared_host_is_refused_with_a_clear_error_and_the_host_goes_on() {
     assert!(msg.contains("allowed-hosts: 127.0.0.1"), "{msg}");
 
     // A name that would resolve to loopback is still refused: the allow-list is by name.
-    inst.configure(&settings(&[
-        ("mode", "undeclared-host"),
-        ("target", "localhost:9"),
-    ]))
+    inst.configure(
+        &settings(&[("mode", "undeclared-host"), ("target", "localhost:9")]),
+        &[],
+    )
     .await
     .unwrap();
     assert!(matches!(
@@ -93,10 +97,13 @@ async fn undeclared_host_is_refused_with_a_clear_error_and_the_host_goes_on() {
 
     // The same instance keeps working for a declared host.
     let port = tiny_server("http://127.0.0.1:1/ok");
-    inst.configure(&settings(&[
-        ("mode", "allowed-host"),
-        ("target", &format!("127.0.0.1:{port}")),
-    ]))
+    inst.configure(
+        &settings(&[
+            ("mode", "allowed-host"),
+            ("target", &format!("127.0.0.1:{port}")),
+        ]),
+        &[],
+    )
     .await
     .unwrap();
     let apis = inst.list_apis().await.unwrap();
@@ -113,7 +120,7 @@ async fn runaway_plugin_is_stopped_at_the_deadline_and_poisoned() {
     let rt = runtime(limits, &cache);
     let plugin = rt.load(hostile()).await.unwrap();
     let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
-    inst.configure(&settings(&[("mode", "spin-forever")]))
+    inst.configure(&settings(&[("mode", "spin-forever")]), &[])
         .await
         .unwrap();
     let started = Instant::now();
@@ -139,7 +146,7 @@ async fn memory_cap_stops_a_greedy_plugin() {
     let rt = runtime(limits, &cache);
     let plugin = rt.load(hostile()).await.unwrap();
     let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
-    inst.configure(&settings(&[("mode", "alloc"), ("bytes", "209715200")]))
+    inst.configure(&settings(&[("mode", "alloc"), ("bytes", "209715200")]), &[])
         .await
         .unwrap();
     let err = inst.list_apis().await.unwrap_err();
@@ -147,7 +154,7 @@ async fn memory_cap_stops_a_greedy_plugin() {
 
     let mut small = rt.instantiate(&plugin, &[]).await.unwrap();
     small
-        .configure(&settings(&[("mode", "alloc"), ("bytes", "1048576")]))
+        .configure(&settings(&[("mode", "alloc"), ("bytes", "1048576")]), &[])
         .await
         .unwrap();
     assert!(small.list_apis().await.is_ok());
@@ -159,7 +166,7 @@ async fn plugin_sees_no_filesystem_and_no_environment() {
     let rt = runtime(SandboxLimits::default(), &cache);
     let plugin = rt.load(hostile()).await.unwrap();
     let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
-    inst.configure(&settings(&[("mode", "read-file")]))
+    inst.configure(&settings(&[("mode", "read-file")]), &[])
         .await
         .unwrap();
     let apis = inst.list_apis().await.unwrap();
@@ -181,7 +188,7 @@ async fn plugin_panic_is_reported_with_its_message() {
     let rt = runtime(SandboxLimits::default(), &cache);
     let plugin = rt.load(hostile()).await.unwrap();
     let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
-    inst.configure(&settings(&[("mode", "panic")]))
+    inst.configure(&settings(&[("mode", "panic")]), &[])
         .await
         .unwrap();
     let err = inst.list_apis().await.unwrap_err();
@@ -230,7 +237,7 @@ async fn non_component_files_get_a_clear_error() {
         .unwrap();
     let msg = err.to_string();
     assert!(msg.contains("not-a-plugin.wasm"), "{msg}");
-    assert!(msg.contains("stellar:provider/provider@0.1.0"), "{msg}");
+    assert!(msg.contains("stellar:provider/provider@0.2.0"), "{msg}");
     let missing = rt
         .load(PluginSource::File(dir.path().join("missing.wasm")))
         .await
@@ -272,10 +279,10 @@ async fn local_adapter_round_trips_through_the_embedded_runtime() {
     let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
 
     // Before configure, or with a bad token, calls fail cleanly.
-    inst.configure(&settings(&[
-        ("control-url", &local.control_url()),
-        ("token", "wrong"),
-    ]))
+    inst.configure(
+        &settings(&[("control-url", &local.control_url()), ("token", "wrong")]),
+        &[],
+    )
     .await
     .unwrap();
     let err = inst.list_apis().await.unwrap_err();
@@ -287,10 +294,13 @@ async fn local_adapter_round_trips_through_the_embedded_runtime() {
         "{err}"
     );
 
-    inst.configure(&settings(&[
-        ("control-url", &local.control_url()),
-        ("token", local.token()),
-    ]))
+    inst.configure(
+        &settings(&[
+            ("control-url", &local.control_url()),
+            ("token", local.token()),
+        ]),
+        &[],
+    )
     .await
     .unwrap();
     let bin = work.path().join("stellar-measure-http");
@@ -313,4 +323,132 @@ async fn local_adapter_round_trips_through_the_embedded_runtime() {
         "{err}"
     );
     local.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_adapter_of_the_old_contract_is_refused_naming_both_versions() {
+    let cache = tempfile::tempdir().unwrap();
+    let rt = runtime(SandboxLimits::default(), &cache);
+    let dir = tempfile::tempdir().unwrap();
+    // The smallest component that exports the 0.1.0 interface name.
+    let path = dir.path().join("old.wat");
+    fs_err::write(
+        &path,
+        r#"(component (instance $i) (export "stellar:provider/provider@0.1.0" (instance $i)))"#,
+    )
+    .unwrap();
+    let err = rt.load(PluginSource::File(path)).await.err().unwrap();
+    let msg = err.to_string();
+    assert!(matches!(err, PluginError::OldContract { .. }), "{msg}");
+    assert!(msg.contains("stellar:provider@0.1.0"), "{msg}");
+    assert!(msg.contains("stellar:provider@0.2.0"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_describe_that_never_returns_is_stopped_within_seconds() {
+    let cache = tempfile::tempdir().unwrap();
+    let rt = runtime(SandboxLimits::default(), &cache);
+    let started = Instant::now();
+    let err = rt.load(stuck_describe()).await.err().unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            PluginError::Timeout {
+                call: "describe",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The default call deadline is 900 s; describe gets a few seconds (plus compilation).
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    eprintln!("stuck describe stopped after {elapsed:?}");
+}
+
+#[tokio::test]
+async fn the_cpu_budget_stops_a_spinning_deploy_despite_a_long_deadline() {
+    let cache = tempfile::tempdir().unwrap();
+    let limits = SandboxLimits {
+        call_timeout: Duration::from_secs(900),
+        cpu_budget: Duration::from_secs(1),
+        ..SandboxLimits::default()
+    };
+    let rt = runtime(limits, &cache);
+    let plugin = rt.load(hostile()).await.unwrap();
+    let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
+    inst.configure(&settings(&[("deploy-mode", "spin-forever")]), &[])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = inst.deploy_function(&request(None)).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            PluginError::CpuBudget {
+                call: "deploy-function",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--plugin-cpu-budget"), "{err}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    eprintln!("spinning deploy stopped by the 1 s CPU budget after {elapsed:?}");
+}
+
+#[tokio::test]
+async fn time_a_plugin_spends_blocked_is_not_charged_to_its_cpu_budget() {
+    let cache = tempfile::tempdir().unwrap();
+    let limits = SandboxLimits {
+        cpu_budget: Duration::from_millis(500),
+        ..SandboxLimits::default()
+    };
+    let rt = runtime(limits, &cache);
+    let plugin = rt.load(hostile()).await.unwrap();
+    let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
+    inst.configure(&settings(&[("mode", "sleep"), ("ms", "2000")]), &[])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let apis = inst.list_apis().await.unwrap();
+    assert_eq!(apis[0].id, "slept");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_huge_error_string_is_cut_when_shown() {
+    let cache = tempfile::tempdir().unwrap();
+    let rt = runtime(SandboxLimits::default(), &cache);
+    let plugin = rt.load(hostile()).await.unwrap();
+    let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
+    inst.configure(&settings(&[("mode", "big-error")]), &[])
+        .await
+        .unwrap();
+    let err = inst.list_apis().await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("BIG-ERROR:"), "{}", &msg[..200]);
+    assert!(msg.len() < 5000, "{} bytes shown", msg.len());
+    assert!(
+        msg.contains("more bytes cut"),
+        "{}",
+        &msg[msg.len() - 100..]
+    );
+}
+
+#[tokio::test]
+async fn a_stderr_flood_neither_crashes_the_host_nor_is_shown_whole() {
+    let cache = tempfile::tempdir().unwrap();
+    let rt = runtime(SandboxLimits::default(), &cache);
+    let plugin = rt.load(hostile()).await.unwrap();
+    let mut inst = rt.instantiate(&plugin, &[]).await.unwrap();
+    inst.configure(&settings(&[("mode", "stderr-flood")]), &[])
+        .await
+        .unwrap();
+    let err = inst.list_apis().await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, PluginError::Trap { .. }), "{msg}");
+    assert!(msg.contains("earlier bytes of stderr dropped"), "{msg}");
+    assert!(msg.len() < 12_000, "{} bytes shown", msg.len());
 }

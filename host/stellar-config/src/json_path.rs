@@ -96,10 +96,7 @@ impl fmt::Display for JsonPath {
 ///
 /// Columns count characters, not bytes. Never panics, whatever the input.
 pub(crate) fn locate(text: &str, path: &JsonPath) -> Option<(usize, usize)> {
-    let mut cursor = Cursor {
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
+    let mut cursor = Cursor::new(text);
     for segment in &path.0 {
         cursor.skip_ws();
         match segment {
@@ -125,24 +122,31 @@ pub(crate) fn line_column(text: &str, byte_offset: usize) -> (usize, usize) {
 }
 
 /// A read position in JSON text. All methods return `None` instead of panicking on input that
-/// does not have the expected shape.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// does not have the expected shape. Shared with the duplicate-key scanner.
+pub(crate) struct Cursor<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) pos: usize,
 }
 
-impl Cursor<'_> {
-    fn peek(&self) -> Option<u8> {
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Self {
+            bytes: text.as_bytes(),
+            pos: 0,
+        }
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
-    fn skip_ws(&mut self) {
+    pub(crate) fn skip_ws(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.pos += 1;
         }
     }
 
-    fn expect(&mut self, byte: u8) -> Option<()> {
+    pub(crate) fn expect(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.pos += 1)
     }
 

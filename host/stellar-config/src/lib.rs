@@ -6,7 +6,8 @@
 //!
 //! 1. [`raw`]: serde types that mirror STeLLAR's `Configuration` exactly (PascalCase keys,
 //!    STeLLAR's defaults, unknown keys rejected), plus stellar's own optional `"Stellar"`
-//!    object ([`settings`]). STeLLAR's experiment files load unchanged.
+//!    object ([`settings`]). STeLLAR's experiment files load unchanged, including a key
+//!    repeated in one object, which Go reads as its last value ([`DuplicateKey`], a warning).
 //! 2. [`plan`]: validation with precise errors ([`ConfigError`]: file, JSON path, line:column,
 //!    what was expected), resolved [`Settings`], the seed, and per sub-experiment the full
 //!    burst schedule ([`schedule`], with seeded inter-arrival times from [`iat`]).
@@ -35,6 +36,7 @@
 
 #![warn(missing_docs)]
 
+mod duplicates;
 mod duration;
 mod error;
 pub mod iat;
@@ -44,12 +46,13 @@ pub mod raw;
 pub mod schedule;
 pub mod settings;
 
+pub use duplicates::DuplicateKey;
 pub use duration::{DurationError, DurationErrorKind, parse_go_duration};
 pub use error::ConfigError;
 pub use iat::IatType;
 pub use plan::{
-    IgnoredField, PackageType, Plan, PlanOptions, ProviderKind, SeedSource, SubExperimentPlan,
-    Visualization,
+    IgnoredField, MAX_PROVIDER_NAME, PackageType, Plan, PlanOptions, ProviderKind, SeedSource,
+    SubExperimentPlan, Visualization, is_provider_name,
 };
 pub use raw::*;
 pub use schedule::PlannedBurst;

@@ -10,13 +10,16 @@
 //! `Function`, `PackagePattern`, `SnapStartEnabled`, `CPUBoostEnabled` outside `gcr`,
 //! `RepurposeIdentifier`, and for now `DataTransferChainLength > 1` and `StorageTransfer`) are
 //! accepted, so STeLLAR files load unchanged, but are listed in [`Plan::ignored`] with the
-//! reason, whenever the file gives them a non-default value. Nothing is dropped silently.
+//! reason, whenever the file gives them a non-default value. Nothing is dropped silently; a key
+//! given twice in one object is read as STeLLAR reads it (the last value) and listed in
+//! [`Plan::duplicate_keys`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::duplicates::DuplicateKey;
 use crate::duration::parse_go_duration;
 use crate::error::{ConfigError, Issue};
 use crate::iat::{IatType, MAX_IAT_SECONDS};
@@ -30,21 +33,15 @@ pub const PLAN_SCHEMA_VERSION: &str = "stellar-plan/1";
 /// Most bursts per sub-experiment: the whole schedule is materialised in `plan.json`
 /// (STeLLAR's largest published experiments use 3000).
 pub const MAX_BURSTS: i64 = 1_000_000;
+/// Most bursts in one plan, over all sub-experiments: bounds the planner's memory (a file with
+/// many million-burst sub-experiments is refused before any schedule is built).
+pub const MAX_TOTAL_BURSTS: u64 = 10_000_000;
 /// Most requests per burst (STeLLAR already warns above 800 because of NIC contention).
 pub const MAX_BURST_SIZE: i64 = 1_000_000;
 /// Most endpoints (function replicas) per sub-experiment.
 pub const MAX_PARALLELISM: i64 = 100_000;
-/// Provider names that select a provider plugin rather than an external URL.
-pub const KNOWN_PROVIDERS: [&str; 8] = [
-    "local",
-    "aws",
-    "azure",
-    "gcr",
-    "aliyun",
-    "vhive",
-    "cloudflare",
-    "google",
-];
+/// Longest provider name (a provider adapter's `describe` name).
+pub const MAX_PROVIDER_NAME: usize = 64;
 /// Number of characters of the sanitised title kept in a slug.
 const SLUG_TITLE_MAX: usize = 48;
 
@@ -67,7 +64,9 @@ pub struct PlanOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
-    /// A provider plugin: one of [`KNOWN_PROVIDERS`].
+    /// A provider adapter, by the name its `describe` declares: a built-in one (`local`,
+    /// `aws`), an installed one, or the one passed with `--plugin`. Whether an adapter of that
+    /// name exists is decided when the run opens it, not here.
     Named(String),
     /// STeLLAR's external mode: no deployment, every request goes to this URL. A bare hostname
     /// such as `www.google.com` becomes `https://www.google.com`; a full URL is kept as is.
@@ -186,6 +185,10 @@ pub struct SubExperimentPlan {
     pub cold_threshold_ms: u64,
     /// Failed requests tolerated before the sub-experiment is aborted (abort when exceeded).
     pub max_failures: u64,
+    /// Throttled requests tolerated before it is aborted, when throttling has a budget of its
+    /// own (`Stellar.MaxThrottled`); `None`: throttled requests count as failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_throttled: Option<u64>,
     /// `BurstSizes` (cycled per round).
     pub burst_sizes: Vec<u32>,
     /// `DesiredServiceTimes` in ms (index `min(round, len-1)`).
@@ -233,6 +236,10 @@ pub struct Plan {
     pub settings: Settings,
     /// Fields accepted but not acted upon, in file order.
     pub ignored: Vec<IgnoredField>,
+    /// Keys given more than once in one object, in file order: the last value was used, as
+    /// STeLLAR does. Absent from plans written before this field existed.
+    #[serde(default)]
+    pub duplicate_keys: Vec<DuplicateKey>,
     /// The sub-experiments to run (all, or the one selected), in file order.
     pub sub_experiments: Vec<SubExperimentPlan>,
 }
@@ -251,8 +258,11 @@ impl Plan {
         source_path: &Path,
         options: &PlanOptions,
     ) -> Result<Self, ConfigError> {
-        let raw = Experiment::from_json_str(text, source_path)?;
-        plan(&raw, source_path, options).map_err(|issue| issue.into_error(source_path, Some(text)))
+        let parsed = Experiment::parse(text, source_path)?;
+        let mut plan = plan(&parsed.experiment, source_path, options)
+            .map_err(|issue| issue.into_error(source_path, Some(&parsed.text)))?;
+        plan.duplicate_keys = parsed.duplicate_keys;
+        Ok(plan)
     }
 
     /// Validates and plans an already parsed experiment (STeLLAR's defaults are applied first,
@@ -266,6 +276,15 @@ impl Plan {
         let mut raw = raw.clone();
         raw.apply_stellar_defaults();
         plan(&raw, source_path, options).map_err(|issue| issue.into_error(source_path, None))
+    }
+
+    /// The warnings to show the user, one line each, naming the file: for now the keys given
+    /// more than once (see [`DuplicateKey::warning`]). Ignored fields are notes, not warnings.
+    pub fn warnings(&self) -> Vec<String> {
+        self.duplicate_keys
+            .iter()
+            .map(|duplicate| duplicate.warning(&self.source_path))
+            .collect()
     }
 
     /// Number of requests over all planned sub-experiments.
@@ -340,10 +359,31 @@ fn plan(raw: &Experiment, source_path: &Path, options: &PlanOptions) -> Result<P
             REASON_RUNTIME,
         ));
     }
-    let mut sub_experiments = Vec::new();
+    // Check every sub-experiment and the plan's total size before building any schedule, so a
+    // file can never make the planner allocate without bound.
+    let mut all_checked = Vec::with_capacity(raw.sub_experiments.len());
+    let mut total_bursts: u64 = 0;
     for (index, sub) in raw.sub_experiments.iter().enumerate() {
         let path = subs_path.index(index);
         let checked = check_sub_experiment(sub, &path)?;
+        if options.only_sub_experiment.is_none_or(|only| only == index) {
+            total_bursts = total_bursts.saturating_add(checked.bursts);
+            if total_bursts > MAX_TOTAL_BURSTS {
+                return Err(Issue::new(
+                    path.key("Bursts"),
+                    format!(
+                        "the sub-experiments up to this one hold {total_bursts} bursts; at most \
+                         {MAX_TOTAL_BURSTS} are supported in one plan (the whole schedule is \
+                         written to plan.json)"
+                    ),
+                ));
+            }
+        }
+        all_checked.push(checked);
+    }
+    let mut sub_experiments = Vec::new();
+    for ((index, sub), checked) in raw.sub_experiments.iter().enumerate().zip(all_checked) {
+        let path = subs_path.index(index);
         let selected = options.only_sub_experiment.is_none_or(|only| only == index);
         if !selected {
             continue;
@@ -363,19 +403,18 @@ fn plan(raw: &Experiment, source_path: &Path, options: &PlanOptions) -> Result<P
         sequential: raw.sequential,
         settings,
         ignored,
+        duplicate_keys: Vec::new(),
         sub_experiments,
     })
 }
 
-/// Interprets `Provider`: a known name, or STeLLAR's external hostname / URL mode.
+/// Interprets `Provider`: a provider name (lower-case letters, digits, `-`, `_`), or
+/// STeLLAR's external hostname / URL mode (anything with a `.` or a scheme).
 fn parse_provider(provider: &str) -> Result<ProviderKind, String> {
     if provider.is_empty() || provider.chars().any(char::is_whitespace) {
         return Err(format!(
             "{provider:?} is not a valid provider: it must not be empty or contain spaces"
         ));
-    }
-    if KNOWN_PROVIDERS.contains(&provider) {
-        return Ok(ProviderKind::Named(provider.to_owned()));
     }
     if let Some((scheme, rest)) = provider.split_once("://") {
         if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.starts_with('/') {
@@ -392,11 +431,28 @@ fn parse_provider(provider: &str) -> Result<ProviderKind, String> {
             url: format!("https://{provider}"),
         });
     }
+    if is_provider_name(provider) {
+        return Ok(ProviderKind::Named(provider.to_owned()));
+    }
     Err(format!(
-        "{provider:?} is not a known provider; expected one of {}, or a hostname or URL to \
-         benchmark directly (e.g. \"www.example.com\" or \"http://127.0.0.1:8080/fn\")",
-        KNOWN_PROVIDERS.join(", ")
+        "{provider:?} is neither a provider name (lower-case letters, digits, `-` and `_`, at \
+         most {MAX_PROVIDER_NAME} characters, e.g. \"local\", \"aws\" or a plugin's name) nor a \
+         hostname or URL to benchmark directly (e.g. \"www.example.com\" or \
+         \"http://127.0.0.1:8080/fn\")"
     ))
+}
+
+/// Whether `name` is a valid provider (adapter) name: `[a-z0-9][a-z0-9_-]*`, at most
+/// [`MAX_PROVIDER_NAME`] bytes. Adapters must declare names of this shape.
+pub fn is_provider_name(name: &str) -> bool {
+    name.len() <= MAX_PROVIDER_NAME
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// The parsed values of one sub-experiment.
@@ -768,6 +824,7 @@ fn build_sub_plan(
         max_failures: settings
             .max_failures
             .unwrap_or(checked.bursts * first_size / 10),
+        max_throttled: settings.max_throttled,
         burst_sizes: checked.burst_sizes.clone(),
         service_times_ms: checked.service_times_ms.clone(),
         bursts: schedule::build(&spec, seed, index),
@@ -809,6 +866,34 @@ mod tests {
 
     fn err(text: &str) -> String {
         plan_of(text).expect_err("should be rejected").to_string()
+    }
+
+    #[test]
+    fn a_plan_too_big_in_total_is_refused_before_any_schedule_is_built() {
+        let one = serde_json::json!({"Bursts": MAX_BURSTS, "BurstSizes": [1],
+            "DesiredServiceTimes": ["0ms"]});
+        let subs: Vec<_> = (0..11).map(|_| one.clone()).collect();
+        let text = serde_json::json!({"Provider": "local", "SubExperiments": subs}).to_string();
+        let started = std::time::Instant::now();
+        let message = err(&text);
+        assert!(
+            message.contains("SubExperiments[10].Bursts")
+                && message.contains("11000000 bursts")
+                && message.contains("at most 10000000"),
+            "{message}"
+        );
+        // Refused by counting, not by building ten million-burst schedules first.
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // Selecting one sub-experiment plans only that one.
+        let only = Plan::from_json_str(
+            &text,
+            Path::new("x.json"),
+            &PlanOptions {
+                only_sub_experiment: Some(3),
+                ..opts()
+            },
+        );
+        assert!(only.is_ok());
     }
 
     #[test]
@@ -859,7 +944,9 @@ mod tests {
     #[test]
     fn providers() {
         let p = |s: &str| parse_provider(s);
-        for name in KNOWN_PROVIDERS {
+        for name in [
+            "local", "aws", "azure", "gcr", "aliyun", "vhive", "mycloud", "fly_io-2",
+        ] {
             assert_eq!(p(name), Ok(ProviderKind::Named(name.into())));
         }
         assert_eq!(
@@ -875,7 +962,9 @@ mod tests {
             })
         );
         assert!(p("AWS").is_err());
-        assert!(p("lambda").is_err());
+        assert!(p("-x").is_err());
+        assert!(p("a/b").is_err());
+        assert!(p(&"x".repeat(MAX_PROVIDER_NAME + 1)).is_err());
         assert!(p("ftp://x").is_err());
         assert!(p("http://").is_err());
         assert!(p("a b.com").is_err());
@@ -1009,7 +1098,7 @@ mod tests {
             "SubExperiments"
         );
         assert_eq!(
-            plan_of(r#"{"Provider": "nope", "SubExperiments": []}"#)
+            plan_of(r#"{"Provider": "No Pe", "SubExperiments": []}"#)
                 .expect_err("provider")
                 .json_path(),
             "Provider"
@@ -1134,6 +1223,47 @@ mod tests {
             e.to_string(),
             "x.json: SubExperiments[0].BurstSizes[0]: burst size must be at least 1"
         );
+    }
+
+    #[test]
+    fn repeated_keys_take_the_last_value_and_are_recorded() {
+        let text = "{\"Provider\": \"local\", \"SubExperiments\": [{\"Bursts\": 2,\n \"BurstSizes\": [1],\n \"IATSeconds\": 1, \"BurstSizes\": [3]}],\n \"Provider\": \"local\"}";
+        let text = text.replace(
+            "{\"Bursts\"",
+            "{\"DesiredServiceTimes\": [\"0ms\"], \"Bursts\"",
+        );
+        let plan = plan_of(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan.sub_experiments[0].burst_sizes, [3]);
+        let paths: Vec<(&str, &[usize])> = plan
+            .duplicate_keys
+            .iter()
+            .map(|d| (d.json_path.as_str(), d.lines.as_slice()))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("Provider", &[1, 4][..]),
+                ("SubExperiments[0].BurstSizes", &[2, 3][..])
+            ]
+        );
+        assert_eq!(
+            plan.warnings()[1],
+            "x.json: SubExperiments[0]: duplicate key `BurstSizes` (lines 2 and 3); the last value \
+             is kept, as STeLLAR (Go's encoding/json) does: [3]"
+        );
+        // Round trip, and plans written before the field existed still load.
+        let json = serde_json::to_value(&plan).expect("serializes");
+        assert_eq!(json["duplicate_keys"][1]["kept"], "[3]");
+        let back: Plan = serde_json::from_value(json.clone()).expect("deserializes");
+        assert_eq!(back, plan);
+        let mut old = json;
+        old.as_object_mut()
+            .expect("object")
+            .remove("duplicate_keys");
+        let old: Plan = serde_json::from_value(old).expect("an older plan.json loads");
+        assert!(old.duplicate_keys.is_empty());
+        // A file without repeated keys has none, and from_raw never has any.
+        assert!(plan_of(&sub("")).expect("valid").duplicate_keys.is_empty());
     }
 
     #[test]

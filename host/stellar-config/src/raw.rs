@@ -10,6 +10,9 @@
 //! - keys are case-sensitive (Go matches them case-insensitively); a mis-cased key is therefore
 //!   reported as unknown, together with the list of expected keys.
 //!
+//! A key repeated in one object is accepted as Go accepts it (the last value wins), but never
+//! silently: it becomes a [`crate::DuplicateKey`] warning in the plan.
+//!
 //! # Defaults
 //! STeLLAR applies a default when a field is *absent or holds its zero value* (`""`, `0`), e.g.
 //! `"Parallelism": 0` means 1. [`Experiment::from_json_str`] and [`Experiment::from_file`] do the
@@ -23,6 +26,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::duplicates::DuplicateKey;
 use crate::error::ConfigError;
 use crate::json_path::JsonPath;
 pub use crate::settings::{LocalConfig, StellarConfig};
@@ -224,8 +228,30 @@ impl Experiment {
     }
 
     /// Parses an experiment from JSON text and applies STeLLAR's defaults. `source_path` is only
-    /// used to name the file in error messages.
+    /// used to name the file in error messages. A key repeated in one object is read as STeLLAR
+    /// reads it (the last value wins) and logged as a warning; use
+    /// [`Experiment::from_json_str_with_warnings`] to get those warnings.
     pub fn from_json_str(text: &str, source_path: &Path) -> Result<Self, ConfigError> {
+        let (experiment, duplicates) = Self::from_json_str_with_warnings(text, source_path)?;
+        for duplicate in &duplicates {
+            tracing::warn!("{}", duplicate.warning(source_path));
+        }
+        Ok(experiment)
+    }
+
+    /// Like [`Experiment::from_json_str`], and returns the repeated keys (in file order) instead
+    /// of logging them.
+    pub fn from_json_str_with_warnings(
+        text: &str,
+        source_path: &Path,
+    ) -> Result<(Self, Vec<DuplicateKey>), ConfigError> {
+        let parsed = Self::parse(text, source_path)?;
+        Ok((parsed.experiment, parsed.duplicate_keys))
+    }
+
+    /// Parses `text`; when it repeats keys, parses the text that keeps the last occurrences
+    /// (positions unchanged) after checking that the overwritten values are well-typed too.
+    pub(crate) fn parse(text: &str, source_path: &Path) -> Result<Parsed, ConfigError> {
         if text.trim().is_empty() {
             return Err(ConfigError::Parse {
                 path: source_path.to_owned(),
@@ -237,6 +263,29 @@ impl Experiment {
                 column: None,
             });
         }
+        let duplicates = crate::duplicates::scan(text);
+        if duplicates.is_empty() {
+            return Ok(Parsed {
+                experiment: Self::parse_strict(text, source_path)?,
+                duplicate_keys: Vec::new(),
+                text: text.to_owned(),
+            });
+        }
+        let kept = duplicates.keep(usize::MAX);
+        let experiment = Self::parse_strict(&kept, source_path)?;
+        for earlier in duplicates.variants() {
+            Self::parse_strict(&earlier, source_path)?;
+        }
+        Ok(Parsed {
+            experiment,
+            duplicate_keys: duplicates.warnings(),
+            text: kept,
+        })
+    }
+
+    /// serde's strict parse (unknown keys, wrong types and repeated keys are errors), then
+    /// STeLLAR's defaults.
+    fn parse_strict(text: &str, source_path: &Path) -> Result<Self, ConfigError> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let mut experiment: Self = serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|error| ConfigError::from_serde(source_path, &error))?;
@@ -252,6 +301,16 @@ impl Experiment {
         let text = read_text(path)?;
         Self::from_json_str(&text, path)
     }
+}
+
+/// An experiment as parsed from text, with what the planner needs besides it.
+pub(crate) struct Parsed {
+    pub(crate) experiment: Experiment,
+    /// Keys repeated in one object (the last value was used), in file order.
+    pub(crate) duplicate_keys: Vec<DuplicateKey>,
+    /// The text that was parsed: the file's, or with the overwritten members blanked (same
+    /// positions), so that validation errors point at the value that is used.
+    pub(crate) text: String,
 }
 
 /// Reads a file as UTF-8 text, with errors that name the file.

@@ -73,6 +73,12 @@ pub struct StellarConfig {
     /// rule, `Bursts * BurstSizes[0] / 10` (integer division) for each sub-experiment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failures: Option<u64>,
+    /// Throttled requests (HTTP 429 and providers' throttling codes) tolerated per
+    /// sub-experiment before it is aborted. When set, throttling has this budget of its own
+    /// and no longer counts against `MaxFailures`; when absent, throttled requests are
+    /// failures like any other, as in STeLLAR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_throttled: Option<u64>,
     /// Directory under which each run's results directory is created (default `"results"`).
     #[serde(default = "default_output_dir")]
     pub output_dir: String,
@@ -138,6 +144,14 @@ pub struct LocalConfig {
     /// Requests one instance serves at the same time (default 1, like AWS Lambda).
     #[serde(default = "default_instance_concurrency")]
     pub instance_concurrency: u32,
+    /// Tests only: fault-injection query parameters (`Fault=crash&FaultEvery=2`, keys starting
+    /// with `Fault`) appended to every timed request; local functions are started with
+    /// `STELLAR_FAULTS=1` so they honour them (see `stellar_measure::fault`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_query: Option<String>,
+    /// Tests only: local instances print their READY line this many ms late (a slow start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_ready_delay_ms: Option<u64>,
 }
 
 /// How timed requests use connections.
@@ -177,6 +191,7 @@ impl Default for StellarConfig {
             request_timeout_seconds: DEFAULT_REQUEST_TIMEOUT_SECONDS,
             connection: ConnectionMode::default(),
             max_failures: None,
+            max_throttled: None,
             output_dir: default_output_dir(),
             cold_threshold_ms: DEFAULT_COLD_THRESHOLD_MS,
             local: LocalConfig::default(),
@@ -193,6 +208,8 @@ impl Default for LocalConfig {
             keep_alive_seconds: DEFAULT_KEEP_ALIVE_SECONDS,
             max_instances: DEFAULT_MAX_INSTANCES,
             instance_concurrency: DEFAULT_INSTANCE_CONCURRENCY,
+            fault_query: None,
+            fault_ready_delay_ms: None,
         }
     }
 }
@@ -208,6 +225,9 @@ pub struct Settings {
     /// Explicit failure budget per sub-experiment; `None` = STeLLAR's rule (each
     /// sub-experiment's resolved budget is in its `max_failures`).
     pub max_failures: Option<u64>,
+    /// Separate budget for throttled requests; `None` = they count as failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_throttled: Option<u64>,
     /// Root directory for results.
     pub output_dir: PathBuf,
     /// Default cold/warm latency threshold.
@@ -231,6 +251,48 @@ pub struct LocalSettings {
     pub max_instances: u32,
     /// Requests one instance serves concurrently.
     pub instance_concurrency: u32,
+    /// Tests only: fault-injection query appended to every timed request (`Local.FaultQuery`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_query: Option<String>,
+    /// Tests only: READY-line delay of local instances (`Local.FaultReadyDelayMs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_ready_delay_ms: Option<u64>,
+}
+
+impl LocalSettings {
+    /// Whether fault injection was asked for (local functions then get `STELLAR_FAULTS=1`).
+    pub fn faults_enabled(&self) -> bool {
+        self.fault_query.is_some() || self.fault_ready_delay_ms.is_some()
+    }
+}
+
+/// Checks `Local.FaultQuery`: `key=value` pairs joined by `&`, keys starting with `Fault`
+/// (so it cannot change the measurement's own parameters), URL-safe characters only.
+fn check_fault_query(query: &str) -> Result<(), String> {
+    if query.is_empty() || query.len() > 256 {
+        return Err("must be 1 to 256 characters of key=value pairs joined by `&`".into());
+    }
+    for pair in query.split('&') {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(format!("`{pair}` is not key=value"));
+        };
+        if !key.starts_with("Fault") {
+            return Err(format!(
+                "key `{key}` does not start with `Fault` (only fault knobs may be added)"
+            ));
+        }
+        let safe = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'-' | b'_' | b'.'))
+        };
+        if !safe(key) || !safe(value) {
+            return Err(format!(
+                "`{pair}` must use only letters, digits, `:`, `-`, `_` and `.`"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Converts a validated number of seconds into whole milliseconds (rounded to nearest).
@@ -280,6 +342,19 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if let Some(query) = &local.fault_query {
+            check_fault_query(query)
+                .map_err(|why| Issue::new(local_path.key("FaultQuery"), why))?;
+        }
+        if local
+            .fault_ready_delay_ms
+            .is_some_and(|ms| ms as f64 > MAX_SETTING_SECONDS * 1000.0)
+        {
+            return Err(Issue::new(
+                local_path.key("FaultReadyDelayMs"),
+                format!("must be at most {} ms", MAX_SETTING_SECONDS * 1000.0),
+            ));
+        }
         for (key, value) in &raw.provider_settings {
             let path = base.key("ProviderSettings").key(key);
             let lower = key.to_ascii_lowercase();
@@ -311,6 +386,7 @@ impl Settings {
             request_timeout_ms: seconds_to_ms(timeout),
             connection: raw.connection,
             max_failures: raw.max_failures,
+            max_throttled: raw.max_throttled,
             output_dir: output_dir_override
                 .cloned()
                 .unwrap_or_else(|| PathBuf::from(&raw.output_dir)),
@@ -319,6 +395,8 @@ impl Settings {
                 keep_alive_ms: seconds_to_ms(keep_alive),
                 max_instances: local.max_instances,
                 instance_concurrency: local.instance_concurrency,
+                fault_query: local.fault_query.clone(),
+                fault_ready_delay_ms: local.fault_ready_delay_ms,
             },
             architecture: raw.architecture,
             function_binary,
@@ -346,12 +424,15 @@ mod tests {
                 request_timeout_ms: 900_000,
                 connection: ConnectionMode::Fresh,
                 max_failures: None,
+                max_throttled: None,
                 output_dir: PathBuf::from("results"),
                 cold_threshold_ms: 300,
                 local: LocalSettings {
                     keep_alive_ms: 60_000,
                     max_instances: 1000,
-                    instance_concurrency: 1
+                    instance_concurrency: 1,
+                    fault_query: None,
+                    fault_ready_delay_ms: None,
                 },
                 architecture: Architecture::X86_64,
                 function_binary: None,
@@ -423,6 +504,36 @@ mod tests {
             "Stellar.ProviderSettings.region"
         );
         assert_eq!(issue(r#"{"FunctionBinary": ""}"#), "Stellar.FunctionBinary");
+        for bad in [
+            "",
+            "SpinMs=5",
+            "Fault",
+            "Fault=a b",
+            "Fault=x&IncrementLimit=1",
+        ] {
+            let text = format!(r#"{{"Local": {{"FaultQuery": "{bad}"}}}}"#);
+            assert_eq!(issue(&text), "Stellar.Local.FaultQuery", "{bad}");
+        }
+    }
+
+    #[test]
+    fn fault_knobs_are_off_by_default_and_kept_when_set() {
+        let resolve = |text: &str| {
+            Settings::resolve(&parse(text).expect("parses"), None, Path::new(".")).expect("valid")
+        };
+        let plain = resolve("{}");
+        assert!(!plain.local.faults_enabled());
+        // Absent knobs leave plan.json unchanged.
+        assert!(!serde_json::to_string(&plain).unwrap().contains("fault"));
+        let faulty = resolve(
+            r#"{"Local": {"FaultQuery": "Fault=status:503&FaultEvery=2", "FaultReadyDelayMs": 5}}"#,
+        );
+        assert!(faulty.local.faults_enabled());
+        assert_eq!(
+            faulty.local.fault_query.as_deref(),
+            Some("Fault=status:503&FaultEvery=2")
+        );
+        assert_eq!(faulty.local.fault_ready_delay_ms, Some(5));
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! Golden tests of what users read: every `tests/ui/*.json` (at the repository root) is a bad
-//! experiment file whose sibling `.err` holds the exact error message, and
-//! `tests/ui/quickstart.plan.json` is the exact plan of `experiments/quickstart.json`.
+//! Golden tests of what users read: every `tests/ui/*.json` (at the repository root) is either
+//! a bad experiment file whose sibling `.err` holds the exact error message, or, when it has a
+//! sibling `.warn`, a file that plans with exactly the warnings in it (one per line);
+//! `tests/ui/stellar-compat.warn` holds the warnings of every file in
+//! `experiments/stellar-compat/`, and `tests/ui/quickstart.plan.json` is the exact plan of
+//! `experiments/quickstart.json`.
 //!
 //! Why: error messages and `plan.json` are product surfaces; a change to either must be a
 //! deliberate, reviewed diff. Run with `STELLAR_BLESS=1` to rewrite the golden files after an
@@ -51,7 +54,7 @@ fn check_golden(golden: &Path, actual: &str) -> Option<String> {
 }
 
 #[test]
-fn error_messages_match_golden_files() {
+fn messages_match_golden_files() {
     let dir = repo_root().join("tests/ui");
     let mut inputs: Vec<PathBuf> = fs_err::read_dir(&dir)
         .expect("tests/ui exists")
@@ -77,10 +80,18 @@ fn error_messages_match_golden_files() {
             .into_owned();
         let shown = PathBuf::from("tests/ui").join(&name);
         let text = fs_err::read_to_string(input).expect("readable input");
+        let warn = input.with_extension("warn");
+        if warn.exists() {
+            match Plan::from_json_str(&text, &shown, &options()) {
+                Ok(plan) => failures.extend(check_golden(&warn, &lines(&plan.warnings()))),
+                Err(e) => failures.push(format!("{e}: rejected but should plan with warnings")),
+            }
+            continue;
+        }
         let message = match Plan::from_json_str(&text, &shown, &options()) {
             Ok(_) => {
                 failures.push(format!(
-                    "{}: planned successfully but should be rejected",
+                    "{}: planned successfully but should be rejected (or give it a .warn file)",
                     shown.display()
                 ));
                 continue;
@@ -97,10 +108,13 @@ fn error_messages_match_golden_files() {
         ));
     }
 
-    // No orphaned .err files.
+    // No orphaned .err or .warn files (stellar-compat.warn is checked below).
     for entry in fs_err::read_dir(&dir).expect("tests/ui exists") {
         let path = entry.expect("readable directory entry").path();
-        if path.extension().is_some_and(|e| e == "err") && !path.with_extension("json").exists() {
+        if path.extension().is_some_and(|e| e == "err" || e == "warn")
+            && !path.ends_with("stellar-compat.warn")
+            && !path.with_extension("json").exists()
+        {
             failures.push(format!("{}: no matching .json input", path.display()));
         }
     }
@@ -110,6 +124,36 @@ fn error_messages_match_golden_files() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// One line per entry, each ending in a newline.
+fn lines(entries: &[String]) -> String {
+    entries.iter().map(|entry| format!("{entry}\n")).collect()
+}
+
+#[test]
+fn stellar_compat_warnings_match_golden_file() {
+    let root = repo_root();
+    let mut files: Vec<PathBuf> = fs_err::read_dir(root.join("experiments/stellar-compat"))
+        .expect("experiments/stellar-compat exists")
+        .map(|entry| entry.expect("readable directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut warnings = Vec::new();
+    for file in &files {
+        let name = file.file_name().expect("file name").to_string_lossy();
+        let shown = PathBuf::from("experiments/stellar-compat").join(&*name);
+        let text = fs_err::read_to_string(file).expect("readable file");
+        let plan = Plan::from_json_str(&text, &shown, &options()).unwrap_or_else(|e| panic!("{e}"));
+        warnings.extend(plan.warnings());
+    }
+    if let Some(failure) = check_golden(
+        &root.join("tests/ui/stellar-compat.warn"),
+        &lines(&warnings),
+    ) {
+        panic!("{failure}");
+    }
 }
 
 #[test]

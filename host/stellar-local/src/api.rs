@@ -104,6 +104,10 @@ pub struct FunctionInfo {
     pub tags: BTreeMap<String, String>,
     /// Instances currently starting, serving, idle or draining.
     pub live_instances: u32,
+    /// When the function was created (Unix ms; an update keeps it). `stellar cleanup
+    /// --older-than` reads it through the adapter's `list-apis`.
+    #[serde(default)]
+    pub created_unix_ms: u64,
 }
 
 /// Body of `GET /v1/functions`.

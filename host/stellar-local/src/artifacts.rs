@@ -79,7 +79,15 @@ impl ArtifactStore {
         let suffix: u64 = rand::random();
         let tmp = TempPath(self.dir.join(format!("{sha256}.{suffix:016x}.tmp")));
         let io_err = |e: std::io::Error| ApiError::internal(format!("storing artifact: {e}"));
-        let mut file = fs_err::tokio::File::create(&tmp.0).await.map_err(io_err)?;
+        // `create_new` (O_EXCL) never follows a symlink planted at the temporary name; the
+        // final rename replaces whatever is at `<sha256>` (even a symlink) instead of writing
+        // through it, so an upload never writes outside this directory.
+        let mut file = fs_err::tokio::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp.0)
+            .await
+            .map_err(io_err)?;
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
         while let Some(frame) = body.frame().await {

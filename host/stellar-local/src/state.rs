@@ -90,6 +90,8 @@ struct State {
 
 struct Function {
     spec: FunctionSpec,
+    /// When it was first created (Unix ms; kept across updates), for orphan cleanup by age.
+    created_unix_ms: u64,
     /// Bumped on each update; slots of older generations are draining.
     generation: u64,
     slots: Vec<Slot>,
@@ -264,6 +266,7 @@ impl Shared {
             max_instances: f.spec.max_instances,
             tags: f.spec.tags.clone(),
             live_instances: u32::try_from(f.slots.len()).unwrap_or(u32::MAX),
+            created_unix_ms: f.created_unix_ms,
         }
     }
 
@@ -311,6 +314,9 @@ impl Shared {
             None => {
                 let f = Function {
                     spec,
+                    created_unix_ms: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                     generation: 0,
                     slots: Vec::new(),
                 };

@@ -704,3 +704,161 @@ async fn futures_join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     .await;
     outputs.into_iter().flatten().collect()
 }
+
+// ---- control API: authentication and the artifact store's confinement -------------------------
+
+/// Every file and directory under `dir`, relative, sorted (symlinks are listed, not followed).
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in fs_err::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            out.push(path.strip_prefix(root).unwrap().display().to_string());
+            if path.is_dir() && !path.is_symlink() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_control_route_needs_the_exact_token() {
+    let env = Env::start().await;
+    let base = env.rt.control_url();
+    let token = env.rt.token().to_owned();
+    // Same length, one byte off; a prefix; the right token in the wrong scheme or case.
+    let mut off_by_one = token.clone().into_bytes();
+    off_by_one[0] ^= 1;
+    let off_by_one = String::from_utf8(off_by_one).unwrap();
+    let bodies = json!({ "artifact_sha256": env.sha })
+        .to_string()
+        .into_bytes();
+    let other_sha = sha256_hex(b"#!/bin/sh\nexit 0\n");
+    let routes = [
+        (
+            Method::PUT,
+            format!("/v1/artifacts/{other_sha}"),
+            b"#!/bin/sh\nexit 0\n".to_vec(),
+        ),
+        (Method::PUT, "/v1/functions/f".to_owned(), bodies.clone()),
+        (Method::GET, "/v1/functions".to_owned(), Vec::new()),
+        (Method::GET, "/v1/functions/f".to_owned(), Vec::new()),
+        (Method::DELETE, "/v1/functions/f".to_owned(), Vec::new()),
+        (
+            Method::GET,
+            "/v1/functions/f/instances".to_owned(),
+            Vec::new(),
+        ),
+        (Method::GET, "/no/such/route".to_owned(), Vec::new()),
+    ];
+    let mut checked = 0;
+    for (method, path, body) in &routes {
+        let url = format!("{base}{path}");
+        for header in [
+            None,
+            Some(format!("Bearer {off_by_one}")),
+            Some(format!("Bearer {}", &token[..token.len() - 1])),
+            Some(format!("Bearer {token}x")),
+            Some(format!("Basic {token}")),
+            Some(format!("bearer {token}")),
+            Some(format!("Bearer  {token}")),
+            Some("Bearer ".to_owned()),
+        ] {
+            let mut req = Request::builder().method(method.clone()).uri(&url);
+            if let Some(h) = &header {
+                req = req.header("authorization", h);
+            }
+            let res = env
+                .client
+                .request(req.body(Full::new(Bytes::from(body.clone()))).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {header:?}"
+            );
+            assert_eq!(
+                res.headers().get("www-authenticate").unwrap(),
+                "Bearer",
+                "{method} {path}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, routes.len() * 8);
+    // Nothing was created by the refused requests.
+    assert!(env.rt.functions().is_empty());
+    assert!(
+        !env.rt
+            .work_dir()
+            .join("artifacts")
+            .join(&other_sha)
+            .exists(),
+        "an unauthenticated upload was stored"
+    );
+    // The right token still works.
+    let reply = env.control(Method::GET, "/v1/functions", Vec::new()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    env.rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifact_uploads_cannot_write_outside_the_runtime_directory() {
+    let outer = tempfile::tempdir().unwrap();
+    let work = outer.path().join("runtime");
+    let env = Env::start_with(|cfg| cfg.work_dir = work.clone()).await;
+    let before_outer = tree(outer.path());
+    let bytes = b"#!/bin/sh\necho pwned\n".to_vec();
+    let sha = sha256_hex(&bytes);
+
+    // Traversal in the artifact name, raw and percent-encoded: refused, nothing written.
+    for name in [
+        "..".to_owned(),
+        "../escape".to_owned(),
+        "..%2Fescape".to_owned(),
+        "%2e%2e%2fescape".to_owned(),
+        format!("..%2F..%2F{sha}"),
+        format!("{sha}%2F..%2F..%2Fescape"),
+        format!("{sha}/../../escape"),
+        format!("%2F{sha}"),
+        format!("{sha}%00"),
+        sha.to_uppercase(),
+    ] {
+        let path = format!("/v1/artifacts/{name}");
+        let reply = env.control(Method::PUT, &path, bytes.clone()).await;
+        assert!(
+            reply.status.is_client_error(),
+            "{path}: {} {:?}",
+            reply.status,
+            reply.body
+        );
+    }
+    assert_eq!(tree(outer.path()), before_outer, "something was written");
+
+    // A symlink planted where the artifact will land (pointing outside the runtime's
+    // directory) is replaced, never written through.
+    let victim = outer.path().join("victim");
+    fs_err::write(&victim, b"original").unwrap();
+    let artifacts = work.join("artifacts");
+    std::os::unix::fs::symlink(&victim, artifacts.join(&sha)).unwrap();
+    let reply = env
+        .control(Method::PUT, &format!("/v1/artifacts/{sha}"), bytes.clone())
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    assert_eq!(fs_err::read(&victim).unwrap(), b"original");
+    let stored = artifacts.join(&sha);
+    assert!(!stored.is_symlink(), "the artifact is still a symlink");
+    assert_eq!(fs_err::read(&stored).unwrap(), bytes);
+    // Only the artifacts (and no temporary file) are in the store.
+    let names = tree(&artifacts);
+    assert!(names.iter().all(|n| sha256_hex_like(n)), "{names:?}");
+    env.rt.shutdown().await;
+}
+
+fn sha256_hex_like(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}

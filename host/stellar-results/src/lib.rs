@@ -25,6 +25,7 @@ pub mod fidelity;
 pub mod plot;
 pub mod report;
 pub mod row;
+pub mod segments;
 pub mod stats;
 pub mod summary;
 pub mod uncertainty;

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 /// The header of `latencies.csv`, in column order. STeLLAR's columns come first.
-pub const LATENCY_HEADERS: [&str; 28] = [
+pub const LATENCY_HEADERS: [&str; 30] = [
     "Request ID",
     "Host",
     "Sent At",
@@ -40,7 +40,13 @@ pub const LATENCY_HEADERS: [&str; 28] = [
     "Cold Label",
     "Cold Source",
     "Cold Kind",
+    "Retry After (s)",
+    "Segment",
 ];
+
+/// How many leading columns files written before `Retry After (s)` and `Segment` existed
+/// have; [`crate::read_latencies`] accepts them, reading the missing columns as empty / 0.
+pub const LATENCY_HEADERS_V1: usize = 28;
 
 /// One request's outcome: one line of `latencies.csv`.
 ///
@@ -136,6 +142,14 @@ pub struct LatencyRow {
     /// burst needed more instances than were warm).
     #[serde(rename = "Cold Kind")]
     pub cold_kind: String,
+    /// For `throttled` rows: the provider's `Retry-After`, in seconds, when it sent one.
+    #[serde(rename = "Retry After (s)", default, serialize_with = "ms3::option")]
+    pub retry_after_s: Option<f64>,
+    /// Which stretch of sending produced the row: 0 for the run as started, 1 for its first
+    /// `stellar run --resume`, and so on. Instances do not survive from one segment to the
+    /// next, so cold/warm state across a segment boundary is not comparable.
+    #[serde(rename = "Segment", default)]
+    pub segment: u32,
 }
 
 impl LatencyRow {
@@ -167,10 +181,15 @@ pub enum ErrorKind {
     Timeout,
     /// The connection (TCP or TLS) could not be established.
     Connect,
-    /// A response arrived with a status other than 200.
+    /// A response arrived with a status other than 200 (and not a throttling answer).
     HttpStatus,
-    /// The HTTP exchange broke (reset, malformed response).
+    /// The provider refused the request for rate or concurrency limits: HTTP 429, or a 503
+    /// naming a throttling error code. `Retry After (s)` holds its `Retry-After`, if any.
+    Throttled,
+    /// The HTTP exchange broke (malformed or cut-off response).
     Protocol,
+    /// The peer aborted an open connection (TCP reset) before the response was complete.
+    ConnectionReset,
     /// The response body was not what the measurement function returns.
     BadResponse,
     /// The request was cancelled, e.g. by Ctrl-C.
@@ -179,11 +198,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in column-value order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Timeout,
         Self::Connect,
         Self::HttpStatus,
+        Self::Throttled,
         Self::Protocol,
+        Self::ConnectionReset,
         Self::BadResponse,
         Self::Aborted,
     ];
@@ -194,7 +215,9 @@ impl ErrorKind {
             Self::Timeout => "timeout",
             Self::Connect => "connect",
             Self::HttpStatus => "http-status",
+            Self::Throttled => "throttled",
             Self::Protocol => "protocol",
+            Self::ConnectionReset => "connection-reset",
             Self::BadResponse => "bad-response",
             Self::Aborted => "aborted",
         }
@@ -292,6 +315,8 @@ pub(crate) mod tests {
             cold_label: None,
             cold_source: String::new(),
             cold_kind: String::new(),
+            retry_after_s: None,
+            segment: 0,
         }
     }
 
@@ -309,7 +334,7 @@ pub(crate) mod tests {
         assert_eq!(
             data,
             "req-1,127.0.0.1,2024-05-01T12:00:00.123Z,2024-05-01T12:00:00.170Z,47.123,3,\
-             warm-iat3s,1,5,17,3000.000,3000.457,0.457,,46.000,200,,,i-7,false,10.500,4,,123,,,,"
+             warm-iat3s,1,5,17,3000.000,3000.457,0.457,,46.000,200,,,i-7,false,10.500,4,,123,,,,,,0"
         );
     }
 

@@ -3,18 +3,54 @@
 //! A benchmark run can last hours and cost money, so the file must survive a crash: the header
 //! is written when the file is created and every row is flushed to the operating system as soon
 //! as it is written. A crash then loses at most the requests still in flight.
+//!
+//! A write can also fail half-way (disk full, a file-size limit): then the file is cut back to
+//! its last complete row and the writer refuses further rows, so what is on disk always reads
+//! back with [`read_latencies`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Result, ResultsError};
-use crate::row::{LATENCY_HEADERS, LatencyRow};
+use crate::row::{LATENCY_HEADERS, LATENCY_HEADERS_V1, LatencyRow};
 
 /// Writes `latencies.csv` one row at a time, flushing after each row.
 #[derive(Debug)]
 pub struct LatencyWriter {
     path: PathBuf,
-    csv: csv::Writer<fs_err::File>,
+    csv: csv::Writer<Counted>,
     rows: u64,
+    /// File length after the last complete row.
+    committed: u64,
+    /// Shared with [`Counted`]: set after a failed write.
+    failed: Arc<AtomicBool>,
+}
+
+/// The file, counting the bytes that reached it; after a failed write it accepts nothing more
+/// (so the CSV writer's flush on drop cannot append a torn row after the cut).
+#[derive(Debug)]
+struct Counted {
+    file: fs_err::File,
+    written: u64,
+    failed: Arc<AtomicBool>,
+}
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other(
+                "writing stopped after an earlier error",
+            ));
+        }
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 impl LatencyWriter {
@@ -26,24 +62,103 @@ impl LatencyWriter {
         // still leaves a well-formed file.
         let mut csv = csv::WriterBuilder::new()
             .has_headers(false)
-            .from_writer(file);
+            .from_writer(Counted {
+                file,
+                written: 0,
+                failed: Arc::new(AtomicBool::new(false)),
+            });
         csv.write_record(LATENCY_HEADERS)
             .map_err(|e| ResultsError::csv(&path, e))?;
         csv.flush()
             .map_err(|e| ResultsError::io(&path, "write", e))?;
-        Ok(Self { path, csv, rows: 0 })
+        let committed = csv.get_ref().written;
+        let failed = Arc::clone(&csv.get_ref().failed);
+        Ok(Self {
+            path,
+            csv,
+            rows: 0,
+            committed,
+            failed,
+        })
     }
 
-    /// Appends one row and flushes it to the operating system.
+    /// Continues a `latencies.csv` left by an interrupted run: reads its rows, drops a last
+    /// line torn by a crash mid-write (one without its newline), rewrites the file in the
+    /// current format (atomically, through a temporary file) and opens it for appending.
+    /// Returns the writer, the rows already there, and whether a torn line was dropped.
+    pub fn resume(path: impl AsRef<Path>) -> Result<(Self, Vec<LatencyRow>, bool)> {
+        let path = path.as_ref().to_path_buf();
+        let (rows, torn) = read_latencies_tolerating_torn_tail(&path)?;
+        let tmp = path.with_extension("csv.resume-tmp");
+        let mut rewrite = Self::create(&tmp)?;
+        for row in &rows {
+            rewrite.write(row)?;
+        }
+        rewrite.finish()?;
+        fs_err::rename(&tmp, &path).map_err(|e| ResultsError::io(&path, "rename", e))?;
+        let file = fs_err::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| ResultsError::io(&path, "open", e))?;
+        let committed = file
+            .metadata()
+            .map_err(|e| ResultsError::io(&path, "open", e))?
+            .len();
+        let failed = Arc::new(AtomicBool::new(false));
+        let csv = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Counted {
+                file,
+                written: committed,
+                failed: Arc::clone(&failed),
+            });
+        Ok((
+            Self {
+                path,
+                csv,
+                rows: 0,
+                committed,
+                failed,
+            },
+            rows,
+            torn,
+        ))
+    }
+
+    /// Appends one row and flushes it to the operating system. If that fails (disk full, file
+    /// too large), the file is cut back to its last complete row and every later call fails.
     pub fn write(&mut self, row: &LatencyRow) -> Result<()> {
-        self.csv
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(ResultsError::io(
+                &self.path,
+                "write",
+                std::io::Error::other("an earlier write to this file failed"),
+            ));
+        }
+        let written = self
+            .csv
             .serialize(row)
-            .map_err(|e| ResultsError::csv(&self.path, e))?;
-        self.csv
-            .flush()
-            .map_err(|e| ResultsError::io(&self.path, "write", e))?;
+            .map_err(|e| ResultsError::csv(&self.path, e))
+            .and_then(|()| {
+                self.csv
+                    .flush()
+                    .map_err(|e| ResultsError::io(&self.path, "write", e))
+            });
+        if let Err(e) = written {
+            self.cut_back();
+            return Err(e);
+        }
+        self.committed = self.csv.get_ref().written;
         self.rows += 1;
         Ok(())
+    }
+
+    /// After a failed write: drops the torn row from the file and refuses further writes.
+    /// The cut is best effort: the caller already reports the write error.
+    fn cut_back(&mut self) {
+        self.failed.store(true, Ordering::Relaxed);
+        // Shrinking a file needs no space and is not limited by RLIMIT_FSIZE.
+        let _ = self.csv.get_ref().file.set_len(self.committed);
     }
 
     /// The file being written.
@@ -58,11 +173,15 @@ impl LatencyWriter {
 
     /// Flushes, syncs the file to disk and closes it. Returns the number of rows written.
     pub fn finish(self) -> Result<u64> {
-        let Self { path, csv, rows } = self;
-        let file = csv
+        let Self {
+            path, csv, rows, ..
+        } = self;
+        let counted = csv
             .into_inner()
             .map_err(|e| ResultsError::io(&path, "write", e.into_error()))?;
-        file.sync_all()
+        counted
+            .file
+            .sync_all()
             .map_err(|e| ResultsError::io(&path, "sync", e))?;
         Ok(rows)
     }
@@ -70,18 +189,42 @@ impl LatencyWriter {
 
 /// Reads every row of a `latencies.csv` written by [`LatencyWriter`].
 ///
-/// The header must be exactly [`LATENCY_HEADERS`]; errors name the file and the line.
+/// The header must be [`LATENCY_HEADERS`], or its first [`LATENCY_HEADERS_V1`] columns (files
+/// from before the last columns existed); errors name the file and the line.
 pub fn read_latencies(path: impl AsRef<Path>) -> Result<Vec<LatencyRow>> {
     let path = path.as_ref();
     let file = fs_err::File::open(path).map_err(|e| ResultsError::io(path, "open", e))?;
+    read_rows(path, std::io::BufReader::new(file))
+}
+
+/// [`read_latencies`] for a file a crash may have cut mid-row: a last line without its
+/// newline is left out (the `bool` says whether one was). Any other damage is an error.
+pub fn read_latencies_tolerating_torn_tail(
+    path: impl AsRef<Path>,
+) -> Result<(Vec<LatencyRow>, bool)> {
+    let path = path.as_ref();
+    let mut bytes = fs_err::read(path).map_err(|e| ResultsError::io(path, "read", e))?;
+    let torn = !bytes.is_empty() && !bytes.ends_with(b"\n");
+    if torn {
+        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        bytes.truncate(keep);
+    }
+    Ok((read_rows(path, bytes.as_slice())?, torn))
+}
+
+fn read_rows(path: &Path, input: impl std::io::Read) -> Result<Vec<LatencyRow>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(std::io::BufReader::new(file));
+        .from_reader(input);
     let headers = reader
         .headers()
         .map_err(|e| ResultsError::csv(path, e))?
         .clone();
-    if headers.iter().ne(LATENCY_HEADERS) {
+    let current = headers.iter().eq(LATENCY_HEADERS);
+    let v1 = headers
+        .iter()
+        .eq(LATENCY_HEADERS[..LATENCY_HEADERS_V1].iter().copied());
+    if !current && !v1 {
         return Err(ResultsError::Header {
             path: path.to_path_buf(),
             expected: LATENCY_HEADERS.join(","),
@@ -147,6 +290,64 @@ mod tests {
     }
 
     #[test]
+    fn resume_drops_a_torn_last_row_and_appends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latencies.csv");
+        let mut w = LatencyWriter::create(&path).expect("create");
+        let rows = rows();
+        w.write(&rows[0]).expect("write");
+        w.finish().expect("finish");
+        // A crash in the middle of the second row's write.
+        let mut text = fs_err::read_to_string(&path).expect("read");
+        text.push_str("req-2,host,2024-05-01T12:00");
+        fs_err::write(&path, &text).expect("tear");
+        assert!(
+            read_latencies(&path).is_err(),
+            "the strict reader refuses it"
+        );
+        let (mut w, before, torn) = LatencyWriter::resume(&path).expect("resume");
+        assert!(torn);
+        assert_eq!(before, rows[..1]);
+        let resumed = LatencyRow {
+            segment: 1,
+            ..rows[1].clone()
+        };
+        w.write(&resumed).expect("append");
+        w.finish().expect("finish");
+        assert_eq!(
+            read_latencies(&path).expect("read"),
+            vec![rows[0].clone(), resumed]
+        );
+        // An intact file resumes with nothing dropped.
+        let (w, again, torn) = LatencyWriter::resume(&path).expect("resume");
+        assert!(!torn);
+        assert_eq!(again.len(), 2);
+        w.finish().expect("finish");
+    }
+
+    #[test]
+    fn files_from_before_the_last_columns_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latencies.csv");
+        let mut w = LatencyWriter::create(&path).expect("create");
+        w.write(&rows()[0]).expect("write");
+        w.finish().expect("finish");
+        // Strip the last two columns from every line, as an older stellar wrote them.
+        let old: String = fs_err::read_to_string(&path)
+            .expect("read")
+            .lines()
+            .map(|l| {
+                let mut fields: Vec<&str> = l.split(',').collect();
+                fields.truncate(LATENCY_HEADERS_V1);
+                fields.join(",") + "\n"
+            })
+            .collect();
+        fs_err::write(&path, old).expect("write old");
+        let read = read_latencies(&path).expect("old format reads");
+        assert_eq!(read, vec![rows()[0].clone()]);
+    }
+
+    #[test]
     fn create_in_missing_directory_names_the_path() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("missing").join("latencies.csv");
@@ -204,6 +405,34 @@ mod tests {
         let err = read_latencies(&path).expect_err("must fail");
         assert!(matches!(err, ResultsError::Header { .. }), "{err:?}");
         assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_only_complete_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latencies.csv");
+        let mut w = LatencyWriter::create(&path).expect("create");
+        let rows = rows();
+        w.write(&rows[0]).expect("first row");
+        // Simulate a write that reached the file only in part (as with a full disk): append
+        // half a row behind the writer's back, then make the file refuse writes.
+        let good_len = fs_err::metadata(&path).expect("stat").len();
+        {
+            use std::io::Write as _;
+            let mut raw = fs_err::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .expect("open");
+            raw.write_all(b"torn,row,with,too").expect("append");
+        }
+        // What `write` does when the flush fails (the real EFBIG is tested end to end in
+        // tests/e2e/faults.rs under RLIMIT_FSIZE).
+        w.cut_back();
+        let err = w.write(&rows[1]).expect_err("refused after a failure");
+        assert!(err.to_string().contains("latencies.csv"), "{err}");
+        drop(w);
+        assert_eq!(fs_err::metadata(&path).expect("stat").len(), good_len);
+        assert_eq!(read_latencies(&path).expect("parseable"), rows[..1]);
     }
 
     #[test]

@@ -120,6 +120,8 @@ fn run_rows() -> Vec<LatencyRow> {
                 cold_label: None,
                 cold_source: String::new(),
                 cold_kind: String::new(),
+                retry_after_s: None,
+                segment: 0,
             }
         })
         .collect()

@@ -70,7 +70,7 @@ pub fn analyse_sub_experiment(
         .with_context(|| format!("drawing plots of {}", sub.slug))?;
     let statistics = grouped_latency_stats(&rows, plan.seed);
 
-    let mut warnings = Vec::new();
+    let mut warnings = stellar_results::segments::segment_notes(&rows);
     let fidelity = if rows.is_empty() {
         None
     } else {
@@ -231,7 +231,7 @@ fn report_input(
         ),
     ];
     let sections = analysis.sub_experiments.iter().map(sub_section).collect();
-    let mut warnings = Vec::new();
+    let mut warnings = plan.warnings();
     for ignored in &plan.ignored {
         warnings.push(format!(
             "{} = {} was accepted but ignored: {}",

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use stellar_config::{Plan, ProviderKind};
 
+use crate::embedded::{self, Companion};
 use crate::journal::{self, Journal, JournalEvent};
-use crate::provision::adapter;
+use crate::provision::adapter::{self, AdapterOptions};
 
 /// What cleanup did for one run directory.
 #[derive(Debug, Default)]
@@ -24,12 +25,15 @@ pub struct CleanupOutcome {
     pub failed: Vec<(String, String)>,
 }
 
-/// Removes the outstanding functions of the run in `run_dir`; `plugin_file` must be given when
-/// the run used a third-party adapter.
+/// Removes the outstanding functions of the run in `run_dir`, and the scratch directory a
+/// killed run left there; `options.plugin_file` must be given when the run used a third-party
+/// adapter that is not installed, with the same grants.
 pub async fn cleanup_run(
     run_dir: &Path,
-    plugin_file: Option<&PathBuf>,
+    options: &AdapterOptions,
 ) -> anyhow::Result<CleanupOutcome> {
+    crate::provision::remove_stale_work_dirs(run_dir)
+        .with_context(|| format!("removing the scratch directory in {}", run_dir.display()))?;
     let journal_path = run_dir.join("resources.jsonl");
     let mut outcome = CleanupOutcome {
         run_dir: run_dir.to_owned(),
@@ -49,7 +53,11 @@ pub async fn cleanup_run(
         return Ok(outcome);
     };
     let mut journal = Journal::create(&journal_path)?;
-    if provider == "local" {
+    let companion = match options.plugin_file {
+        Some(_) => Companion::None,
+        None => embedded::first_party(provider).map_or(Companion::None, |p| p.companion),
+    };
+    if companion == Companion::LocalRuntime {
         // Local functions live in the stellar process that ran them and end with it.
         for resource in outstanding {
             journal.record(
@@ -63,8 +71,11 @@ pub async fn cleanup_run(
         }
         return Ok(outcome);
     }
-    let work_dir = tempfile_dir()?;
-    let mut open = adapter::open(&plan, provider, plugin_file, &work_dir).await?;
+    let work_dir = tempfile::Builder::new()
+        .prefix("stellar-cleanup-")
+        .tempdir()
+        .context("creating cleanup's temporary directory")?;
+    let mut open = adapter::open(&plan, provider, options, work_dir.path()).await?;
     for resource in outstanding {
         let function = resource.function;
         match open.instance.remove_function(&function).await {
@@ -95,14 +106,5 @@ pub async fn cleanup_run(
             }
         }
     }
-    if let Err(e) = fs_err::remove_dir_all(&work_dir) {
-        tracing::debug!(error = %e, "could not remove cleanup's work directory");
-    }
     Ok(outcome)
-}
-
-fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("stellar-cleanup-{}", std::process::id()));
-    fs_err::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -2,15 +2,17 @@
 //! on stdout is written here; libraries only log.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::drive::StopSignal;
 use crate::logging::RunLog;
-use crate::plugin::{PluginRuntime, PluginSource, ProviderInfo, SandboxLimits};
-use crate::run::{RunArgs, RunOutcome};
+use crate::plugin::declaration::describe_in_words;
+use crate::plugin::{CredentialKind, PluginRuntime, PluginSource, SandboxLimits, installed};
+use crate::provision::AdapterOptions;
+use crate::run::{ResumeArgs, RunArgs, RunOutcome};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,7 +62,16 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct RunCmd {
     /// The experiment file.
-    pub experiment: PathBuf,
+    #[arg(required_unless_present = "resume")]
+    pub experiment: Option<PathBuf>,
+    /// Finish an interrupted run: send the requests of RUN_DIR's plan that have no row yet,
+    /// on its schedule restarted now, then rebuild its statistics and report.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["experiment", "seed", "output", "only", "dry_run"])]
+    pub resume: Option<PathBuf>,
+    /// With --resume: resume although the stellar binary or the experiment file changed
+    /// since the run started (run.json records it).
+    #[arg(long, requires = "resume")]
+    pub force: bool,
     /// Seed of every random choice (overrides the file's Stellar.Seed).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -70,10 +81,10 @@ pub struct RunCmd {
     /// Run only the sub-experiment with this index (STeLLAR's -r).
     #[arg(short = 'r', long = "only")]
     pub only: Option<usize>,
-    /// A provider adapter component to use instead of the built-in one.
-    #[arg(long)]
-    pub plugin: Option<PathBuf>,
-    /// Print the plan and exit without deploying or sending anything.
+    #[command(flatten)]
+    pub adapter: AdapterArgs,
+    /// Print the plan (and check the adapter, its options and grants) and exit without
+    /// deploying or sending anything.
     #[arg(long)]
     pub dry_run: bool,
     /// No progress bars.
@@ -85,6 +96,44 @@ pub struct RunCmd {
     pub json: bool,
 }
 
+/// Which adapter a command uses and what it may do.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdapterArgs {
+    /// A third-party provider adapter (wasm component) to use; its declared name must be the
+    /// experiment's Provider.
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
+    /// Hand a credential to a third-party adapter: aws, azure, gcp, alibaba, kubernetes or
+    /// env:VARIABLE (repeatable). First-party adapters get what they declare without it.
+    #[arg(long = "grant", value_name = "KIND")]
+    pub grants: Vec<String>,
+    /// Wall-clock deadline of one adapter call that deploys, updates, lists or removes
+    /// (e.g. 900s, 20m).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "900s")]
+    pub plugin_timeout: std::time::Duration,
+    /// Guest CPU time one adapter call may use before it is stopped (e.g. 10s).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub plugin_cpu_budget: std::time::Duration,
+}
+
+impl AdapterArgs {
+    fn options(&self) -> anyhow::Result<AdapterOptions> {
+        let mut grants: Vec<CredentialKind> = Vec::new();
+        for grant in &self.grants {
+            grants.extend(crate::credentials::parse_grants(grant)?);
+        }
+        Ok(AdapterOptions {
+            plugin_file: self.plugin.clone(),
+            grants,
+            limits: SandboxLimits {
+                call_timeout: self.plugin_timeout,
+                cpu_budget: self.plugin_cpu_budget,
+                ..SandboxLimits::default()
+            },
+        })
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct CompareCmd {
     /// Two or more run directories; each one after the first is compared with the first.
@@ -93,6 +142,11 @@ pub struct CompareCmd {
     /// Seed of the bootstrap resampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Smallest change of the median that counts as real, in percent of the first run's
+    /// median: the whole confidence interval of the difference must lie beyond it. 0 gives
+    /// the bare statistical verdict.
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0, value_parser = noise_percent)]
+    pub noise_threshold: f64,
     /// Also write the comparison as JSON to this file.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -101,18 +155,42 @@ pub struct CompareCmd {
 #[derive(Debug, clap::Args)]
 pub struct CleanupCmd {
     /// Run directories (each holds plan.json and resources.jsonl).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "provider")]
     pub run_dirs: Vec<PathBuf>,
-    /// The third-party adapter the runs used, if not a built-in one.
-    #[arg(long)]
-    pub plugin: Option<PathBuf>,
+    /// Without run directories: list this provider's functions through its adapter and remove
+    /// those stellar created (named `st-<run id>-NN-PP`) at least --older-than ago.
+    #[arg(long, requires = "older_than", conflicts_with = "run_dirs")]
+    pub provider: Option<String>,
+    /// Only functions created at least this long ago (e.g. 1h, 30m); needs --provider.
+    #[arg(long, value_parser = humantime::parse_duration, requires = "provider")]
+    pub older_than: Option<std::time::Duration>,
+    /// With --provider: list what would be removed, remove nothing.
+    #[arg(long, requires = "provider")]
+    pub dry_run: bool,
+    /// With --provider: an adapter setting as KEY=VALUE (what Stellar.ProviderSettings would
+    /// hold, e.g. region=eu-west-1); repeatable.
+    #[arg(long = "setting", value_name = "KEY=VALUE", requires = "provider")]
+    pub settings: Vec<String>,
+    /// With --provider local: the control URL of a running `stellar local serve` (its token
+    /// is read from STELLAR_LOCAL_TOKEN). Functions of an embedded runtime end with their run.
+    #[arg(long, requires = "provider")]
+    pub local_control_url: Option<String>,
+    /// The adapter the runs used (`--plugin` when it was neither built in nor installed) and
+    /// the same grants.
+    #[command(flatten)]
+    pub adapter: AdapterArgs,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct BuildCmd {
-    /// The provider to build for (only `aws` needs a build; `local` embeds its function).
+    /// The provider to build for: what is built follows the artifact kind its adapter
+    /// declares (aws: a Lambda zip; azure: a custom-handler zip; local: the measurement function
+    /// executable).
     #[arg(long, default_value = "aws")]
     pub provider: String,
+    /// A third-party adapter to build for instead of looking the provider up.
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
     /// Instruction set.
     #[arg(long, value_enum, default_value_t = ArchArg::X86_64)]
     pub arch: ArchArg,
@@ -122,9 +200,11 @@ pub struct BuildCmd {
     /// Seed of the filler bytes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Where to write the zip.
-    #[arg(short, long, default_value = "bootstrap.zip")]
-    pub output: PathBuf,
+    /// Where to write the artifact (default: bootstrap.zip for a Lambda zip,
+    /// custom-handler.zip for an Azure custom-handler zip,
+    /// stellar-measure-http for an executable).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -137,10 +217,16 @@ pub enum ArchArg {
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCmd {
-    /// List the plugins built into this binary.
+    /// List the built-in and installed adapters and what they declare.
     List,
-    /// Show what a plugin file declares (hosts, artifact, settings).
-    Inspect { file: PathBuf },
+    /// Show what an adapter declares: hosts, credentials, artifact, options. Takes a .wasm
+    /// file or the name of a built-in or installed adapter.
+    Inspect { adapter: String },
+    /// Install an adapter file under its declared provider name, so `"Provider": "<name>"`
+    /// finds it without --plugin.
+    Install { file: PathBuf },
+    /// Remove an installed adapter.
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,47 +252,52 @@ pub async fn dispatch(cli: Cli, run_log: RunLog) -> anyhow::Result<i32> {
         Command::Cleanup(cmd) => cleanup(cmd).await,
         Command::Report { run_dir, json } => report(&run_dir, json),
         Command::Compare(cmd) => compare(cmd),
-        Command::Build(cmd) => build(cmd),
+        Command::Build(cmd) => build(cmd).await,
         Command::Plugins { command } => plugins(command).await,
         Command::Local { command } => local(command).await,
     }
 }
 
 async fn run(cmd: RunCmd, run_log: RunLog) -> anyhow::Result<i32> {
-    let args = RunArgs {
-        experiment: cmd.experiment,
-        seed: cmd.seed,
-        output_dir: cmd.output,
-        only_sub_experiment: cmd.only,
-        plugin: cmd.plugin,
-        show_progress: !cmd.quiet && !cmd.json,
-    };
-    if cmd.dry_run {
-        let plan = crate::run::plan(&args)?;
-        out(&crate::report_text::plan_preview(&plan))?;
-        return Ok(0);
-    }
-    let stop = StopSignal::new();
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::warn!(
-                    "interrupted: finishing requests in flight, then cleaning up (Ctrl-C again to quit now)"
-                );
-                stop.stop();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
-    }
-    let outcome: RunOutcome = crate::run::run(&args, stop, |dir| {
+    let show_progress = !cmd.quiet && !cmd.json;
+    let attach_log = |dir: &Path| {
         if let Err(e) = run_log.attach(&dir.join("run.log")) {
             tracing::warn!(error = %e, "could not create run.log");
         }
-    })
-    .await?;
+    };
+    let outcome: RunOutcome = if let Some(run_dir) = cmd.resume {
+        let args = ResumeArgs {
+            run_dir,
+            force: cmd.force,
+            adapter: cmd.adapter.options()?,
+            show_progress,
+        };
+        match crate::run::resume(&args, stop_on_signals(), attach_log).await? {
+            Some(outcome) => outcome,
+            None => {
+                out(&format!(
+                    "{}: every planned request already has a row; nothing to do\n",
+                    args.run_dir.display()
+                ))?;
+                return Ok(0);
+            }
+        }
+    } else {
+        let args = RunArgs {
+            experiment: cmd
+                .experiment
+                .context("an experiment file is needed (or --resume RUN_DIR)")?,
+            seed: cmd.seed,
+            output_dir: cmd.output,
+            only_sub_experiment: cmd.only,
+            adapter: cmd.adapter.options()?,
+            show_progress,
+        };
+        if cmd.dry_run {
+            return dry_run(&args).await;
+        }
+        crate::run::run(&args, stop_on_signals(), attach_log).await?
+    };
     if cmd.json {
         out(&(serde_json::to_string_pretty(&outcome.analysis)? + "\n"))?;
     } else {
@@ -215,10 +306,74 @@ async fn run(cmd: RunCmd, run_log: RunLog) -> anyhow::Result<i32> {
     Ok(if outcome.completed() { 0 } else { 2 })
 }
 
+async fn dry_run(args: &RunArgs) -> anyhow::Result<i32> {
+    let plan = crate::run::plan(args)?;
+    out(&crate::report_text::plan_preview(&plan))?;
+    if let stellar_config::ProviderKind::Named(provider) = &plan.provider {
+        let checked = crate::provision::adapter::check(&plan, provider, &args.adapter).await?;
+        let plugin = &checked.plugin;
+        out(&format!(
+            "adapter (options and grants checked):\n{}",
+            describe_in_words(
+                plugin.info(),
+                &plugin.source().label(),
+                plugin.is_first_party()
+            )
+        ))?;
+    }
+    Ok(0)
+}
+
+/// A stop signal that Ctrl-C (SIGINT) or SIGTERM triggers: stop sending, let requests in
+/// flight finish, tear down, write the results (exit code 2). A second signal exits at once
+/// (130 / 143); every row written so far is already on disk, flushed row by row.
+fn stop_on_signals() -> StopSignal {
+    let stop = StopSignal::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        let name = next_signal().await;
+        tracing::warn!(
+            "{name}: finishing requests in flight, then cleaning up (a second signal quits at once)"
+        );
+        trigger.stop();
+        let second = next_signal().await;
+        std::process::exit(if second == "SIGTERM" { 143 } else { 130 });
+    });
+    stop
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn next_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return "SIGINT";
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
 async fn cleanup(cmd: CleanupCmd) -> anyhow::Result<i32> {
     let mut failed = 0;
+    let options = cmd.adapter.options()?;
+    if let (Some(provider), Some(older_than)) = (&cmd.provider, cmd.older_than) {
+        return cleanup_orphans(&cmd, provider, older_than, &options).await;
+    }
     for dir in &cmd.run_dirs {
-        let outcome = crate::cleanup::cleanup_run(dir, cmd.plugin.as_ref())
+        let outcome = crate::cleanup::cleanup_run(dir, &options)
             .await
             .with_context(|| format!("cleaning up {}", dir.display()))?;
         let mut text = format!(
@@ -235,6 +390,93 @@ async fn cleanup(cmd: CleanupCmd) -> anyhow::Result<i32> {
         out(&text)?;
     }
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+async fn cleanup_orphans(
+    cmd: &CleanupCmd,
+    provider: &str,
+    older_than: std::time::Duration,
+    options: &AdapterOptions,
+) -> anyhow::Result<i32> {
+    let mut settings = std::collections::BTreeMap::new();
+    for pair in &cmd.settings {
+        let (key, value) = pair
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .with_context(|| format!("--setting {pair:?}: expected KEY=VALUE"))?;
+        settings.insert(key.to_owned(), value.to_owned());
+    }
+    let local_runtime = match &cmd.local_control_url {
+        Some(url) => Some((
+            url.clone(),
+            std::env::var("STELLAR_LOCAL_TOKEN").context(
+                "--local-control-url needs the runtime's token in STELLAR_LOCAL_TOKEN (printed \
+                 by `stellar local serve`)",
+            )?,
+        )),
+        None => None,
+    };
+    let query = crate::orphans::OrphanQuery {
+        provider: provider.to_owned(),
+        older_than,
+        dry_run: cmd.dry_run,
+        settings,
+        local_runtime,
+    };
+    let outcome = crate::orphans::cleanup_orphans(&query, options)
+        .await
+        .with_context(|| format!("looking for functions stellar left on `{provider}`"))?;
+    let age = |a: Option<std::time::Duration>| match a {
+        Some(a) => {
+            humantime::format_duration(std::time::Duration::from_secs(a.as_secs())).to_string()
+        }
+        None => "unknown".to_owned(),
+    };
+    let threshold = humantime::format_duration(older_than);
+    let mut text = format!(
+        "{provider}: {} function(s) stellar created at least {threshold} ago{}\n",
+        outcome.orphans.len(),
+        if cmd.dry_run {
+            " (dry run: nothing removed)"
+        } else {
+            ""
+        }
+    );
+    for found in &outcome.orphans {
+        let state = if cmd.dry_run {
+            "would remove"
+        } else if outcome.removed.contains(&found.function) {
+            "removed"
+        } else {
+            "FAILED"
+        };
+        text.push_str(&format!(
+            "  {}  run {}  age {}  {state}\n",
+            found.function,
+            found.run_id,
+            age(found.age)
+        ));
+    }
+    for found in &outcome.kept {
+        text.push_str(&format!(
+            "  {}  run {}  age {}  kept (younger than {threshold} or of unknown age)\n",
+            found.function,
+            found.run_id,
+            age(found.age)
+        ));
+    }
+    text.push_str(&format!(
+        "{} other function(s) not created by stellar were left alone\n",
+        outcome.foreign
+    ));
+    for (function, error) in &outcome.failed {
+        text.push_str(&format!("  {function}: {error}\n"));
+    }
+    if let Some(note) = &outcome.note {
+        text.push_str(&format!("note: {note}\n"));
+    }
+    out(&text)?;
+    Ok(if outcome.failed.is_empty() { 0 } else { 1 })
 }
 
 fn report(run_dir: &std::path::Path, json: bool) -> anyhow::Result<i32> {
@@ -262,6 +504,16 @@ fn report(run_dir: &std::path::Path, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `--noise-threshold`: a percentage from 0 to 100.
+fn noise_percent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "expected a percentage from 0 to 100 (for example 5), got `{text}`"
+        )),
+    }
+}
+
 fn compare(cmd: CompareCmd) -> anyhow::Result<i32> {
     let (baseline, others) = cmd
         .runs
@@ -269,7 +521,8 @@ fn compare(cmd: CompareCmd) -> anyhow::Result<i32> {
         .context("compare needs at least two run directories")?;
     let mut all = Vec::new();
     for other in others {
-        let comparison = crate::compare::compare_runs(baseline, other, cmd.seed)?;
+        let comparison =
+            crate::compare::compare_runs(baseline, other, cmd.seed, cmd.noise_threshold / 100.0)?;
         out(&crate::compare::render(&comparison))?;
         all.push(comparison);
     }
@@ -279,31 +532,77 @@ fn compare(cmd: CompareCmd) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn build(cmd: BuildCmd) -> anyhow::Result<i32> {
-    if cmd.provider != "aws" {
-        anyhow::bail!(
-            "--provider {}: only `aws` has a build step (`local` embeds its function; other \
-             providers are not supported yet)",
-            cmd.provider
-        );
-    }
+async fn build(cmd: BuildCmd) -> anyhow::Result<i32> {
+    use crate::package::{
+        choose_kind, custom_handler_zip, fc_custom_zip, lambda_zip, native_binary,
+    };
+    use crate::plugin::ArtifactKind;
+    let (source, _) = crate::provision::adapter::resolve(&cmd.provider, cmd.plugin.as_ref())?;
+    let runtime = PluginRuntime::new(SandboxLimits::default())?;
+    let plugin = runtime.load(source).await?;
     let arch = match cmd.arch {
         ArchArg::X86_64 => stellar_config::Architecture::X86_64,
         ArchArg::Arm64 => stellar_config::Architecture::Arm64,
     };
-    let bootstrap = crate::provision::artifact::build_bootstrap(arch)?;
     let pad = cmd
         .image_size_mb
         .filter(|mb| mb.is_finite() && *mb > 0.0)
         .map(|mb| (mb * 1024.0 * 1024.0).round() as u64);
-    let zip = crate::package::lambda_zip(&bootstrap, &cmd.output, pad, cmd.seed)?;
-    out(&format!(
-        "{} ({} bytes, sha256 {})\n  bootstrap: {}\n",
-        zip.path.display(),
-        zip.size,
-        zip.sha256,
-        bootstrap.display()
-    ))?;
+    match choose_kind(&plugin.info().artifacts)? {
+        ArtifactKind::LambdaZip => {
+            let bootstrap = lambda_zip::build_for_arch(arch)?;
+            let output = cmd.output.unwrap_or_else(|| "bootstrap.zip".into());
+            let zip = lambda_zip::lambda_zip(&bootstrap, &output, pad, cmd.seed)?;
+            out(&format!(
+                "{} ({} bytes, sha256 {})\n  bootstrap: {}\n",
+                zip.path.display(),
+                zip.size,
+                zip.sha256,
+                bootstrap.display()
+            ))?;
+        }
+        ArtifactKind::CustomHandlerZip => {
+            let handler = custom_handler_zip::build_handler(arch)?;
+            let output = cmd.output.unwrap_or_else(|| "custom-handler.zip".into());
+            let zip = custom_handler_zip::custom_handler_zip(
+                &handler,
+                &output,
+                custom_handler_zip::DEFAULT_TIMEOUT_S,
+                pad,
+                cmd.seed,
+            )?;
+            out(&format!(
+                "{} ({} bytes, sha256 {})\n  handler: {}\n",
+                zip.path.display(),
+                zip.size,
+                zip.sha256,
+                handler.display()
+            ))?;
+        }
+        ArtifactKind::FcCustomZip => {
+            let output = cmd
+                .output
+                .unwrap_or_else(|| fc_custom_zip::DEFAULT_OUTPUT.into());
+            let zip = fc_custom_zip::build(arch, pad, cmd.seed, &output)?;
+            out(&format!(
+                "{} ({} bytes, sha256 {})\n  bootstrap: the embedded stellar-measure-http\n",
+                zip.path.display(),
+                zip.size,
+                zip.sha256
+            ))?;
+        }
+        ArtifactKind::NativeBinary => {
+            let output = cmd
+                .output
+                .unwrap_or_else(|| native_binary::FILE_NAME.into());
+            native_binary::write_to(&output)?;
+            out(&format!("{}\n", output.display()))?;
+        }
+        _ => out(&format!(
+            "the `{}` adapter needs nothing built\n",
+            plugin.info().name
+        ))?,
+    }
     Ok(0)
 }
 
@@ -312,38 +611,49 @@ async fn plugins(cmd: PluginsCmd) -> anyhow::Result<i32> {
     match cmd {
         PluginsCmd::List => {
             let mut text = String::new();
-            for source in crate::embedded::first_party_plugins() {
-                let plugin = runtime.load(source).await?;
-                text.push_str(&describe(plugin.info(), "embedded"));
+            for first in crate::embedded::FIRST_PARTY {
+                let plugin = runtime.load(first.source()).await?;
+                text.push_str(&describe_in_words(plugin.info(), "built in", true));
+            }
+            for file in installed::list()? {
+                match runtime.load(PluginSource::File(file.clone())).await {
+                    Ok(plugin) => text.push_str(&describe_in_words(
+                        plugin.info(),
+                        &format!("installed: {}", file.display()),
+                        false,
+                    )),
+                    Err(e) => {
+                        text.push_str(&format!("{} (installed, unusable): {e}\n", file.display()))
+                    }
+                }
             }
             out(&text)?;
         }
-        PluginsCmd::Inspect { file } => {
+        PluginsCmd::Inspect { adapter } => {
+            let source = crate::provision::adapter::find(&adapter)
+                .map_or_else(|| PluginSource::File(PathBuf::from(&adapter)), |(s, _)| s);
+            let first_party = matches!(source, PluginSource::Embedded { .. });
+            let label = source.label();
             let plugin = runtime
-                .load(PluginSource::File(file.clone()))
+                .load(source)
                 .await
-                .with_context(|| format!("inspecting {}", file.display()))?;
-            out(&describe(plugin.info(), &file.display().to_string()))?;
+                .with_context(|| format!("inspecting {label}"))?;
+            out(&describe_in_words(plugin.info(), &label, first_party))?;
+        }
+        PluginsCmd::Install { file } => {
+            let (name, path) = installed::install(&runtime, &file).await?;
+            out(&format!(
+                "installed `{name}` as {}; experiments with \"Provider\": \"{name}\" now use it \
+                 (it gets credentials only with --grant)\n",
+                path.display()
+            ))?;
+        }
+        PluginsCmd::Remove { name } => {
+            let path = installed::remove(&name)?;
+            out(&format!("removed {}\n", path.display()))?;
         }
     }
     Ok(0)
-}
-
-fn describe(info: &ProviderInfo, origin: &str) -> String {
-    format!(
-        "{name} {version} ({origin})\n  allowed hosts:        {hosts}\n  artifact:             {artifact:?}\n  cold-start scope:     {scope:?}\n  instance concurrency: {conc}\n  settings:             {settings}\n",
-        name = info.name,
-        version = info.version,
-        hosts = if info.allowed_hosts.is_empty() {
-            "(none)".into()
-        } else {
-            info.allowed_hosts.join(", ")
-        },
-        artifact = info.artifact,
-        scope = info.cold_start_scope,
-        conc = info.instance_concurrency,
-        settings = info.settings.join(", "),
-    )
 }
 
 async fn local(cmd: LocalCmd) -> anyhow::Result<i32> {

@@ -4,8 +4,9 @@
 //! Sub-experiments are matched by their slug (same experiment file, or files with the same
 //! titles). For each group (all, cold, warm, each burst size) the medians and p99s are compared
 //! with bootstrap confidence intervals of the difference and a Mann–Whitney U test
-//! ([`stellar_results::compare`]); a difference counts only when both say so. Every run after
-//! the first is compared with the first.
+//! ([`stellar_results::compare`]); a difference counts only when both say so and it exceeds
+//! the noise threshold (`--noise-threshold`, 5 % of the baseline's median by default). Every
+//! run after the first is compared with the first.
 
 use std::path::{Path, PathBuf};
 
@@ -33,8 +34,14 @@ pub struct RunComparison {
     pub unmatched: Vec<String>,
 }
 
-/// Compares the run in `other` with the one in `baseline`; `seed` seeds the bootstraps.
-pub fn compare_runs(baseline: &Path, other: &Path, seed: u64) -> anyhow::Result<RunComparison> {
+/// Compares the run in `other` with the one in `baseline`; `seed` seeds the bootstraps and
+/// `noise_threshold` (a fraction of the baseline's median) is the smallest change that counts.
+pub fn compare_runs(
+    baseline: &Path,
+    other: &Path,
+    seed: u64,
+    noise_threshold: f64,
+) -> anyhow::Result<RunComparison> {
     let a = sub_dirs(baseline)?;
     let b = sub_dirs(other)?;
     let mut subs = Vec::new();
@@ -48,7 +55,7 @@ pub fn compare_runs(baseline: &Path, other: &Path, seed: u64) -> anyhow::Result<
         let rows_b = read_latencies(dir_b.join(stellar_results::LATENCIES_CSV))?;
         subs.push(SubComparison {
             slug: slug.clone(),
-            groups: compare_rows(&rows_a, &rows_b, seed),
+            groups: compare_rows(&rows_a, &rows_b, seed, noise_threshold),
         });
     }
     unmatched.extend(

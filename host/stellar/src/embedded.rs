@@ -1,5 +1,9 @@
 //! Artifacts compiled into the `stellar` binary by build.rs: the first-party provider plugins
 //! and the HTTP measurement function the local provider runs.
+//!
+//! This table is the only place that knows first-party adapters by name; everything else
+//! works from what an adapter declares, plus the [`Companion`] a first-party adapter may need
+//! the host to run beside it.
 
 use crate::plugin::PluginSource;
 
@@ -9,26 +13,78 @@ pub const LOCAL_PLUGIN_WASM: &[u8] = include_bytes!(env!("STELLAR_PLUGIN_LOCAL_W
 /// The `aws` provider adapter (wasm component): AWS Lambda with function URLs.
 pub const AWS_PLUGIN_WASM: &[u8] = include_bytes!(env!("STELLAR_PLUGIN_AWS_WASM"));
 
+/// The `azure` provider adapter (wasm component): Azure Functions Flex Consumption.
+pub const AZURE_PLUGIN_WASM: &[u8] = include_bytes!(env!("STELLAR_PLUGIN_AZURE_WASM"));
+/// The `aliyun` provider adapter (wasm component): Alibaba Cloud Function Compute 3.0 with
+/// anonymous HTTP triggers.
+pub const ALIYUN_PLUGIN_WASM: &[u8] = include_bytes!(env!("STELLAR_PLUGIN_ALIYUN_WASM"));
+
 /// The native HTTP measurement function (release build for this machine).
 pub const MEASURE_HTTP_BIN: &[u8] = include_bytes!(env!("STELLAR_MEASURE_HTTP_BIN"));
 
-/// First-party plugins, by provider name.
-pub fn first_party_plugins() -> Vec<PluginSource> {
-    vec![
+/// A service the host runs in-process for a first-party adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Companion {
+    /// Nothing: the adapter talks to a cloud.
+    None,
+    /// The embedded local runtime: started before `configure` (whose settings get its
+    /// `control-url` and `token`), its per-function options come from `Stellar.Local`, its
+    /// instance records are ground truth, and its functions end with the stellar process.
+    LocalRuntime,
+}
+
+/// One first-party adapter.
+#[derive(Debug, Clone, Copy)]
+pub struct FirstParty {
+    pub name: &'static str,
+    pub wasm: &'static [u8],
+    pub companion: Companion,
+}
+
+impl FirstParty {
+    pub fn source(&self) -> PluginSource {
         PluginSource::Embedded {
-            name: "local",
-            wasm: LOCAL_PLUGIN_WASM,
-        },
-        PluginSource::Embedded {
-            name: "aws",
-            wasm: AWS_PLUGIN_WASM,
-        },
-    ]
+            name: self.name,
+            wasm: self.wasm,
+        }
+    }
+}
+
+/// The first-party adapters, by provider name.
+pub const FIRST_PARTY: [FirstParty; 4] = [
+    FirstParty {
+        name: "local",
+        wasm: LOCAL_PLUGIN_WASM,
+        companion: Companion::LocalRuntime,
+    },
+    FirstParty {
+        name: "aws",
+        wasm: AWS_PLUGIN_WASM,
+        companion: Companion::None,
+    },
+    FirstParty {
+        name: "azure",
+        wasm: AZURE_PLUGIN_WASM,
+        companion: Companion::None,
+    },
+    FirstParty {
+        name: "aliyun",
+        wasm: ALIYUN_PLUGIN_WASM,
+        companion: Companion::None,
+    },
+];
+
+/// The first-party adapter for `provider`, if this build has one.
+pub fn first_party(provider: &str) -> Option<FirstParty> {
+    FIRST_PARTY.iter().copied().find(|p| p.name == provider)
 }
 
 /// The embedded plugin for `provider`, if this build has one.
 pub fn plugin_for(provider: &str) -> Option<PluginSource> {
-    first_party_plugins()
-        .into_iter()
-        .find(|p| matches!(p, PluginSource::Embedded { name, .. } if *name == provider))
+    first_party(provider).map(|p| p.source())
+}
+
+/// Names of the first-party adapters, for messages.
+pub fn first_party_names() -> Vec<&'static str> {
+    FIRST_PARTY.iter().map(|p| p.name).collect()
 }

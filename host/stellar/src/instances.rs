@@ -58,9 +58,19 @@ impl InstanceRow {
     }
 }
 
-pub fn write(path: &Path, rows: &[InstanceRow]) -> anyhow::Result<()> {
-    let file = fs_err::File::create(path)?;
-    let mut w = csv::Writer::from_writer(file);
+/// Writes `rows` to `path`; with `append`, after the rows already there (a resumed run's
+/// later segment), without a second header.
+pub fn write(path: &Path, rows: &[InstanceRow], append: bool) -> anyhow::Result<()> {
+    let append = append && path.is_file();
+    let file = fs_err::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(path)?;
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(!append)
+        .from_writer(file);
     for row in rows {
         w.serialize(row)?;
     }

@@ -210,7 +210,9 @@ mod tests {
         let read = outstanding_in(&path).expect("read");
         let names: Vec<&str> = read.iter().map(|o| o.function.as_str()).collect();
         assert_eq!(names, vec!["st-a", "st-b"]);
-        assert!(read.iter().all(|o| o.provider == "aws"));
+        for outstanding in &read {
+            assert_eq!(outstanding.provider, "aws");
+        }
     }
 
     #[test]

@@ -12,7 +12,12 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => fail(&anyhow::Error::from(e)),
     };
-    match runtime.block_on(stellar::cli::dispatch(cli, run_log)) {
+    let dispatched = runtime.block_on(async {
+        // A full results disk or a file-size limit is an error naming the file, not a kill.
+        stellar::file_limits::survive_file_size_limit()?;
+        stellar::cli::dispatch(cli, run_log).await
+    });
+    match dispatched {
         Ok(code) => std::process::exit(code),
         Err(e) => fail(&e),
     }

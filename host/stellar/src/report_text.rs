@@ -52,6 +52,9 @@ pub fn plan_preview(plan: &Plan) -> String {
             ignored.json_path, ignored.value, ignored.reason
         );
     }
+    for warning in plan.warnings() {
+        let _ = writeln!(s, "  warning: {warning}");
+    }
     s
 }
 

@@ -3,7 +3,8 @@
 //! Rows are streamed to `latencies.csv` as requests finish (flushed per row); labels,
 //! statistics and plots are written per sub-experiment when it ends ([`crate::analysis`]) and
 //! `report.html` when the run ends; the plan is saved before anything is deployed; provisioned
-//! functions are removed at the end, also after Ctrl-C or a failure.
+//! functions are removed at the end, also after Ctrl-C or a failure. An interrupted run is
+//! finished by [`resume`] (see [`crate::resume`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,9 +17,10 @@ use stellar_results::{LatencyRow, LatencyWriter, SubExperimentSummary};
 use crate::analysis::{RunAnalysis, SubAnalysis};
 use tokio::sync::mpsc;
 
-use crate::drive::{self, DriveOptions, DriveReport, RunClock, StopSignal, TimedClient};
+use crate::drive::{self, DriveOptions, DriveReport, Remaining, RunClock, StopSignal, TimedClient};
 use crate::progress::Progress;
-use crate::provision::{DeployedEndpoint, ProvisionOptions, Provisioned};
+use crate::provision::{AdapterOptions, DeployedEndpoint, Provisioned};
+use crate::resume::{ResumedSub, RunManifest};
 
 /// Command-line choices for one run.
 #[derive(Debug, Clone, Default)]
@@ -27,7 +29,18 @@ pub struct RunArgs {
     pub seed: Option<u64>,
     pub output_dir: Option<PathBuf>,
     pub only_sub_experiment: Option<usize>,
-    pub plugin: Option<PathBuf>,
+    /// Which adapter, what it is granted, and its sandbox limits.
+    pub adapter: AdapterOptions,
+    pub show_progress: bool,
+}
+
+/// Command-line choices for `stellar run --resume RUN_DIR`.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeArgs {
+    pub run_dir: PathBuf,
+    /// Resume although the binary or the experiment file changed.
+    pub force: bool,
+    pub adapter: AdapterOptions,
     pub show_progress: bool,
 }
 
@@ -65,7 +78,7 @@ pub fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
     )?)
 }
 
-/// Runs an experiment end to end. `run_stop` is triggered by Ctrl-C.
+/// Runs an experiment end to end. `run_stop` is triggered by Ctrl-C or SIGTERM.
 pub async fn run(
     args: &RunArgs,
     run_stop: StopSignal,
@@ -78,26 +91,133 @@ pub async fn run(
     on_run_dir(&run_dir);
     let plan_json = serde_json::to_string_pretty(&plan)?;
     fs_err::write(run_dir.join("plan.json"), plan_json + "\n")?;
+    RunManifest::start(&run_id, &args.experiment)?.write(&run_dir)?;
     for ignored in &plan.ignored {
         tracing::info!(field = %ignored.json_path, value = %ignored.value, reason = %ignored.reason,
             "experiment field accepted but ignored");
     }
+    for warning in plan.warnings() {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(run_dir = %run_dir.display(), seed = plan.seed, provider = ?plan.provider, "run starting");
-
-    let provisioned = Provisioned::new(
+    let segment = Segment {
+        number: 0,
+        progress: None,
+    };
+    execute(
         &plan,
         &run_id,
-        &run_dir,
-        &ProvisionOptions {
-            plugin_file: args.plugin.clone(),
-        },
+        run_dir,
+        &args.adapter,
+        run_stop,
+        args.show_progress,
+        segment,
+        started,
     )
-    .await?;
-    let result = drive_all(&plan, &provisioned, &run_dir, run_stop, args.show_progress).await;
+    .await
+}
+
+/// Finishes the interrupted run in `args.run_dir`: sends the requests that have no row yet,
+/// on the plan's schedule restarted now, and rebuilds the statistics and report over all
+/// rows. `Ok(None)` when there is nothing left to send.
+pub async fn resume(
+    args: &ResumeArgs,
+    run_stop: StopSignal,
+    on_run_dir: impl FnOnce(&Path),
+) -> anyhow::Result<Option<RunOutcome>> {
+    let started = Instant::now();
+    let run_dir = args.run_dir.clone();
+    let plan = crate::analysis::read_plan(&run_dir)?;
+    let mut manifest = RunManifest::read(&run_dir)?;
+    let changes = manifest.changes_since_start()?;
+    if !changes.is_empty() && !args.force {
+        anyhow::bail!(
+            "{} was not resumed: {}; rows sent now would not measure the same thing as the \
+             rows already there (pass --force to resume anyway; run.json will say so)",
+            run_dir.display(),
+            changes.join("; ")
+        );
+    }
+    let progress = crate::resume::read_progress(&plan, &run_dir)?;
+    let left = crate::resume::requests_left(&plan, &progress);
+    if left == 0 {
+        return Ok(None);
+    }
+    on_run_dir(&run_dir);
+    for (sub, p) in plan.sub_experiments.iter().zip(&progress) {
+        if p.dropped_torn_row {
+            tracing::warn!(sub_experiment = %sub.slug, "dropped a row torn by the crash; its request is sent again");
+        }
+    }
+    // Whatever the interrupted segment left deployed goes first (the journal lists it), and
+    // its scratch directory with it.
+    let cleaned = crate::cleanup::cleanup_run(&run_dir, &args.adapter)
+        .await
+        .context("removing what the interrupted run left deployed")?;
+    if !cleaned.failed.is_empty() {
+        anyhow::bail!(
+            "{} was not resumed: {} function(s) of the interrupted run could not be removed \
+             (see resources.jsonl); run `stellar cleanup {}` first",
+            run_dir.display(),
+            cleaned.failed.len(),
+            run_dir.display()
+        );
+    }
+    let number = manifest.begin_segment(if args.force { changes } else { Vec::new() });
+    manifest.write(&run_dir)?;
+    tracing::info!(run_dir = %run_dir.display(), segment = number, requests_left = left, "resuming");
+    let segment = Segment {
+        number,
+        progress: Some(progress),
+    };
+    let run_id = manifest.run_id.clone();
+    execute(
+        &plan,
+        &run_id,
+        run_dir,
+        &args.adapter,
+        run_stop,
+        args.show_progress,
+        segment,
+        started,
+    )
+    .await
+    .map(Some)
+}
+
+/// Which stretch of sending this process does: segment 0 starts a run, later ones resume it
+/// with what each sub-experiment already has.
+struct Segment {
+    number: u32,
+    progress: Option<Vec<ResumedSub>>,
+}
+
+/// Provision, drive every sub-experiment, tear down, then analyse and report.
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    plan: &Plan,
+    run_id: &str,
+    run_dir: PathBuf,
+    adapter: &AdapterOptions,
+    run_stop: StopSignal,
+    show_progress: bool,
+    segment: Segment,
+    started: Instant,
+) -> anyhow::Result<RunOutcome> {
+    let provisioned = Provisioned::new(plan, run_id, &run_dir, adapter).await?;
+    let result = drive_all(
+        plan,
+        &provisioned,
+        &run_dir,
+        run_stop,
+        show_progress,
+        segment,
+    )
+    .await;
     provisioned.teardown().await;
     let (analyses, reports) = result?;
     let summaries = analyses.iter().map(|a| a.summary.clone()).collect();
-    let analysis = crate::analysis::finish_run(&plan, &run_dir, analyses)
+    let analysis = crate::analysis::finish_run(plan, &run_dir, analyses)
         .context("writing the run's report")?;
     Ok(RunOutcome {
         run_dir,
@@ -114,6 +234,7 @@ async fn drive_all(
     run_dir: &Path,
     run_stop: StopSignal,
     show_progress: bool,
+    segment: Segment,
 ) -> anyhow::Result<(Vec<SubAnalysis>, Vec<DriveReport>)> {
     let client = Arc::new(TimedClient::new(
         plan.settings.connection,
@@ -121,11 +242,16 @@ async fn drive_all(
     ));
     let clock = RunClock::start_now();
     let progress = Progress::new(show_progress);
+    let mut resumed: Vec<Option<ResumedSub>> = match segment.progress {
+        Some(list) => list.into_iter().map(Some).collect(),
+        None => plan.sub_experiments.iter().map(|_| None).collect(),
+    };
     let jobs = plan
         .sub_experiments
         .iter()
         .zip(&provisioned.endpoints)
-        .map(|(sub, endpoints)| SubRun {
+        .zip(resumed.iter_mut())
+        .map(|((sub, endpoints), resumed)| SubRun {
             plan,
             sub,
             endpoints,
@@ -137,9 +263,15 @@ async fn drive_all(
                 send_measurement_query: provisioned.measurement_function,
                 expect_measurement_reply: provisioned.measurement_function,
                 payload_length_bytes: sub.payload_length_bytes,
+                extra_query: provisioned
+                    .fault_query(plan)
+                    .filter(|_| provisioned.measurement_function)
+                    .map(str::to_owned),
+                segment: segment.number,
             },
             run_stop: run_stop.clone(),
             progress: &progress,
+            resumed: resumed.take(),
         });
     let mut results = Vec::new();
     if plan.sequential {
@@ -194,17 +326,27 @@ struct SubRun<'a> {
     options: DriveOptions,
     run_stop: StopSignal,
     progress: &'a Progress,
+    /// For a resumed run: the file reopened, the rows it has, what is left.
+    resumed: Option<ResumedSub>,
 }
 
 impl SubRun<'_> {
-    async fn run(self) -> anyhow::Result<(SubAnalysis, DriveReport)> {
+    async fn run(mut self) -> anyhow::Result<(SubAnalysis, DriveReport)> {
         fs_err::create_dir_all(&self.dir)?;
-        let mut writer = LatencyWriter::create(self.dir.join("latencies.csv"))?;
+        let (mut writer, earlier_rows, remaining): (_, _, Option<Remaining>) =
+            match self.resumed.take() {
+                Some(r) => (r.writer, r.rows, Some(r.remaining)),
+                None => (
+                    LatencyWriter::create(self.dir.join("latencies.csv"))?,
+                    Vec::new(),
+                    None,
+                ),
+            };
         let bar = self.progress.add(self.sub);
         let (tx, mut rx) = mpsc::unbounded_channel::<LatencyRow>();
         let targets: Vec<_> = self.endpoints.iter().map(|e| e.target.clone()).collect();
         let drive = drive::drive_sub_experiment(
-            self.sub,
+            (self.sub, remaining.as_ref()),
             &targets,
             Arc::clone(&self.client),
             self.clock,
@@ -215,9 +357,20 @@ impl SubRun<'_> {
         // The single consumer: append every row as it arrives, so a crash loses at most the
         // requests in flight.
         let sink = async {
-            let mut rows = Vec::new();
+            let mut rows = earlier_rows;
             while let Some(row) = rx.recv().await {
-                writer.write(&row)?;
+                if let Err(e) = writer.write(&row) {
+                    // The results cannot be kept (disk full, file too large, unwritable): stop
+                    // sending everywhere; in-flight requests finish and the functions are
+                    // removed. The file keeps its complete rows.
+                    self.run_stop.stop();
+                    return Err(anyhow::Error::from(e).context(format!(
+                        "the results could not be written, so the run stopped sending after \
+                         {} rows of {}",
+                        writer.rows_written(),
+                        self.sub.slug
+                    )));
+                }
                 bar.record(&row);
                 rows.push(row);
             }
@@ -238,7 +391,8 @@ impl SubRun<'_> {
         Ok((analysis, report))
     }
 
-    /// For the local provider: every instance started, from the runtime's own records.
+    /// For the local provider: every instance started, from the runtime's own records
+    /// (appended to those of earlier segments).
     fn write_instance_records(&self) -> anyhow::Result<()> {
         let mut records = Vec::new();
         for (endpoint, e) in self.endpoints.iter().enumerate() {
@@ -256,7 +410,8 @@ impl SubRun<'_> {
         if records.is_empty() {
             return Ok(());
         }
-        crate::instances::write(&self.dir.join("instances.csv"), &records)
+        let segment = self.options.segment;
+        crate::instances::write(&self.dir.join("instances.csv"), &records, segment > 0)
     }
 }
 

@@ -8,7 +8,7 @@
 use anyhow::Context as _;
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
-use stellar_measure::{ReadySignal, facts, http, instance};
+use stellar_measure::{ReadySignal, facts, fault, http, instance};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -32,6 +32,8 @@ fn run() -> anyhow::Result<()> {
     let env = |var: &str| std::env::var(var).ok();
     let port = http::port_from_env(env)?;
     let ip = http::listen_addr_from_env(env)?;
+    let faults = fault::enabled(env);
+    let ready_delay = fault::ready_delay(env)?;
     if env(http::EXIT_ON_STDIN_EOF_ENV).as_deref() == Some("1") {
         std::thread::Builder::new()
             .name("stdin-eof".into())
@@ -51,6 +53,10 @@ fn run() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {ip}:{port}"))?;
         let bound = listener.local_addr().context("reading the bound address")?;
+        if let Some(delay) = ready_delay {
+            // Injected slow start (tests only, see `stellar_measure::fault`).
+            tokio::time::sleep(delay).await;
+        }
         announce_ready(&ReadySignal {
             port: bound.port(),
             instance_id: instance.id().to_owned(),
@@ -62,7 +68,9 @@ fn run() -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        http::serve(listener, shutdown).await.context("serving")
+        http::serve_with(listener, shutdown, faults)
+            .await
+            .context("serving")
     });
     // Do not wait for in-flight spins: the instance is being told to go away.
     runtime.shutdown_background();

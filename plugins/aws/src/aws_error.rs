@@ -8,54 +8,11 @@
 
 use serde_json::Value;
 use stellar_guest_sdk::ProviderError;
+use stellar_guest_sdk::errors::CodedError;
 use stellar_guest_sdk::http::Response;
 
-/// An AWS API failure: the provider error plus the AWS error code (empty when there was no
-/// HTTP response or no code), so callers can react to specific codes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AwsError {
-    pub(crate) code: String,
-    /// AWS's own words (without the request line).
-    pub(crate) message: String,
-    pub(crate) error: ProviderError,
-}
-
-impl AwsError {
-    /// A failure before any AWS answer (transport, host refusal, bad request).
-    pub(crate) fn local(error: ProviderError) -> Self {
-        let message = match &error {
-            ProviderError::Unauthorized(m)
-            | ProviderError::NotFound(m)
-            | ProviderError::Throttled(m)
-            | ProviderError::Quota(m)
-            | ProviderError::Invalid(m)
-            | ProviderError::Transient(m)
-            | ProviderError::Other(m) => m.clone(),
-        };
-        Self {
-            code: String::new(),
-            message,
-            error,
-        }
-    }
-
-    pub(crate) fn is_retryable(&self) -> bool {
-        matches!(
-            self.error,
-            ProviderError::Throttled(_) | ProviderError::Transient(_)
-        )
-    }
-
-    pub(crate) fn is_not_found(&self) -> bool {
-        matches!(self.error, ProviderError::NotFound(_))
-    }
-}
-
-impl From<AwsError> for ProviderError {
-    fn from(e: AwsError) -> Self {
-        e.error
-    }
-}
+/// An AWS API failure: the SDK's [`CodedError`] with this cloud's code.
+pub(crate) type AwsError = CodedError;
 
 /// Turns a non-2xx response into an [`AwsError`]; the message reads
 /// `<request line>: HTTP <status>: <Code>: <AWS message>`.

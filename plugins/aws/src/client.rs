@@ -15,12 +15,16 @@ use stellar_sigv4::{AmzDate, Credentials, PayloadHasher, Scope, SignableRequest}
 
 use crate::aws_error::{self, AwsError};
 use crate::config::Config;
-use crate::retry::{
-    Backoff, REQUEST_ATTEMPTS, REQUEST_FIRST_DELAY, REQUEST_MAX_DELAY, WasiClock, retry,
-};
+use stellar_guest_sdk::retry::{Backoff, WasiClock, retry};
 
 /// SigV4 service name of the Lambda API.
 const SERVICE: &str = "lambda";
+/// Tries of one API request when AWS throttles or fails transiently (first try included).
+const REQUEST_ATTEMPTS: u32 = 5;
+/// First delay before retrying a throttled / transient request.
+const REQUEST_FIRST_DELAY: Duration = Duration::from_millis(250);
+/// Longest delay between two tries of a request.
+const REQUEST_MAX_DELAY: Duration = Duration::from_secs(4);
 /// Longest time spent retrying one request.
 const REQUEST_RETRY_BUDGET: Duration = Duration::from_secs(60);
 
@@ -175,24 +179,27 @@ mod tests {
     use super::*;
 
     fn config(session_token: Option<&str>) -> Config {
-        let mut items = vec![
+        let settings = [
             ("region", "us-east-1"),
             ("role-arn", "arn:aws:iam::123456789012:role/r"),
+            ("endpoint", "http://127.0.0.1:5000"),
+        ];
+        let mut keys = vec![
             ("access-key-id", "AKIDEXAMPLE"),
             (
                 "secret-access-key",
                 "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
             ),
-            ("endpoint", "http://127.0.0.1:5000"),
         ];
         if let Some(token) = session_token {
-            items.push(("session-token", token));
+            keys.push(("session-token", token));
         }
         Config::from_settings(
-            items
+            settings
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            crate::config::aws_credential(&keys),
         )
         .unwrap()
     }

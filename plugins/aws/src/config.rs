@@ -1,26 +1,19 @@
-//! The adapter's settings: parsed and checked once in `configure`, so every later call can
-//! trust them and a typo fails before anything is deployed.
+//! The adapter's settings and credentials: parsed and checked once in `configure`, so every
+//! later call can trust them and a typo fails before anything is deployed.
 //!
-//! Credentials live only here; the [`Debug`] output redacts them, and nothing logs them.
+//! The options are declared here ([`options`]) and the settings are checked against the same
+//! list, so `stellar plugins inspect` and `configure` cannot disagree. The keys arrive apart
+//! from the settings, as the `aws` credential; they live only here, the [`Debug`] output
+//! redacts them, and nothing logs them.
 
 use std::fmt;
 use std::time::Duration;
 
 use stellar_guest_sdk::http::BaseUrl;
-use stellar_guest_sdk::{ProviderError, ProviderResult, Settings};
-
-/// Setting keys `configure` understands.
-pub(crate) const SETTINGS: [&str; 9] = [
-    "region",
-    "role-arn",
-    "access-key-id",
-    "secret-access-key",
-    "session-token",
-    "endpoint",
-    "function-url-override",
-    "wait-timeout-s",
-    "poll-interval-ms",
-];
+use stellar_guest_sdk::{
+    Credential, CredentialKind, Credentials, OptionDecl, OptionType, ProviderError, ProviderResult,
+    Settings, option,
+};
 
 /// Default bound on waiting for a function to become Active / finish an update.
 const DEFAULT_WAIT_TIMEOUT_S: u64 = 300;
@@ -28,6 +21,49 @@ const DEFAULT_WAIT_TIMEOUT_S: u64 = 300;
 const DEFAULT_POLL_INTERVAL_MS: u64 = 1000;
 /// The placeholder of `function-url-override` replaced by the function name.
 pub(crate) const NAME_PLACEHOLDER: &str = "{name}";
+
+/// The options of `Stellar.ProviderSettings` the adapter understands: the only setting keys
+/// `configure` accepts.
+pub(crate) fn options() -> Vec<OptionDecl> {
+    vec![
+        option(
+            "region",
+            OptionType::Text,
+            None,
+            "AWS region; else the credential's region (AWS_REGION, AWS_DEFAULT_REGION, profile)",
+        ),
+        option(
+            "role-arn",
+            OptionType::Text,
+            None,
+            "IAM role the functions run as (arn:aws:iam::<account>:role/<name>)",
+        ),
+        option(
+            "endpoint",
+            OptionType::ApiUrl,
+            None,
+            "another Lambda API base URL, e.g. a local emulator",
+        ),
+        option(
+            "function-url-override",
+            OptionType::EndpointUrl,
+            None,
+            "send the timed requests here instead of the function URL; {name} = function name",
+        ),
+        option(
+            "wait-timeout-s",
+            OptionType::Integer,
+            Some(&DEFAULT_WAIT_TIMEOUT_S.to_string()),
+            "seconds to wait for a function to become active or finish an update",
+        ),
+        option(
+            "poll-interval-ms",
+            OptionType::Integer,
+            Some(&DEFAULT_POLL_INTERVAL_MS.to_string()),
+            "first delay between two state polls while waiting (milliseconds)",
+        ),
+    ]
+}
 
 /// What `configure` established.
 #[derive(Clone, PartialEq, Eq)]
@@ -65,29 +101,61 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
-    pub(crate) fn from_settings(settings: Vec<(String, String)>) -> ProviderResult<Self> {
+    pub(crate) fn from_settings(
+        settings: Vec<(String, String)>,
+        credentials: Vec<Credential>,
+    ) -> ProviderResult<Self> {
         let settings = Settings::from(settings);
-        settings.deny_unknown(&SETTINGS)?;
-        let region = settings.require("region")?.trim().to_string();
-        check_region(&region)?;
+        let declared = options();
+        let known: Vec<&str> = declared.iter().map(|o| o.name.as_str()).collect();
+        settings.deny_unknown(&known)?;
+        let credentials = Credentials::from(credentials);
+        let aws = CredentialKind::Aws;
+        if credentials.find(&aws).is_none() {
+            return Err(ProviderError::Unauthorized(
+                "no `aws` credential was granted to this adapter (stellar reads it from \
+                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or from the AWS_PROFILE profile \
+                 in ~/.aws/credentials)"
+                    .to_string(),
+            ));
+        }
+        let region = match nonempty(settings.get("region")) {
+            Some(region) => {
+                check_region(region, "setting `region`")?;
+                region
+            }
+            None => match nonempty(credentials.value(&aws, "region")) {
+                Some(region) => {
+                    check_region(region, "the `aws` credential's `region`")?;
+                    region
+                }
+                None => {
+                    return Err(ProviderError::Invalid(
+                        "no AWS region: set Stellar.ProviderSettings.region, AWS_REGION, or \
+                         `region` in ~/.aws/config"
+                            .to_string(),
+                    ));
+                }
+            },
+        }
+        .to_string();
         let role_arn = settings.require("role-arn")?.trim().to_string();
         check_role_arn(&role_arn)?;
-        let access_key_id = settings.require("access-key-id")?.trim().to_string();
-        let secret_access_key = settings.require("secret-access-key")?.trim().to_string();
-        let session_token = settings
-            .get("session-token")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        let endpoint = match settings.get("endpoint").map(str::trim) {
-            Some(url) if !url.is_empty() => BaseUrl::parse(url)
+        let access_key_id = credentials
+            .require(&aws, "access-key-id")?
+            .trim()
+            .to_string();
+        let secret_access_key = credentials
+            .require(&aws, "secret-access-key")?
+            .trim()
+            .to_string();
+        let session_token = nonempty(credentials.value(&aws, "session-token")).map(str::to_string);
+        let endpoint = match nonempty(settings.get("endpoint")) {
+            Some(url) => BaseUrl::parse(url)
                 .map_err(|e| ProviderError::Invalid(format!("setting `endpoint`: {e}")))?,
-            _ => BaseUrl::parse(&format!("https://lambda.{region}.amazonaws.com"))?,
+            None => BaseUrl::parse(&format!("https://lambda.{region}.amazonaws.com"))?,
         };
-        let url_override = settings
-            .get("function-url-override")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+        let url_override = nonempty(settings.get("function-url-override"))
             .map(|t| check_url_template(t).map(|()| t.to_string()))
             .transpose()?;
         let wait_timeout_s = bounded(&settings, "wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1, 3600)?;
@@ -121,6 +189,11 @@ impl Config {
     }
 }
 
+/// A trimmed value, or `None` when absent or blank.
+fn nonempty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// An optional integer setting within `min..=max`.
 fn bounded(
     settings: &Settings,
@@ -139,8 +212,9 @@ fn bounded(
     }
 }
 
-/// Regions look like `us-east-1`: lower-case letters, digits and `-`.
-fn check_region(region: &str) -> ProviderResult<()> {
+/// Regions look like `us-east-1`: lower-case letters, digits and `-`. `source` says where the
+/// value came from, for the message.
+fn check_region(region: &str, source: &str) -> ProviderResult<()> {
     let ok = !region.is_empty()
         && region.len() <= 32
         && region
@@ -152,7 +226,7 @@ fn check_region(region: &str) -> ProviderResult<()> {
         Ok(())
     } else {
         Err(ProviderError::Invalid(format!(
-            "setting `region` = {region:?} is not an AWS region name (like us-east-1)"
+            "{source} = {region:?} is not an AWS region name (like us-east-1)"
         )))
     }
 }
@@ -223,6 +297,18 @@ fn check_url_template(template: &str) -> ProviderResult<()> {
     Ok(())
 }
 
+/// The `aws` credential with `values`, as the host would grant it (for unit tests).
+#[cfg(test)]
+pub(crate) fn aws_credential(values: &[(&str, &str)]) -> Vec<Credential> {
+    vec![Credential {
+        kind: CredentialKind::Aws,
+        values: values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,24 +323,57 @@ mod tests {
     const ROLE: &str = "arn:aws:iam::123456789012:role/stellar-lambda";
 
     fn base() -> Vec<(&'static str, &'static str)> {
+        vec![("region", "us-east-1"), ("role-arn", ROLE)]
+    }
+
+    fn keys() -> Vec<(&'static str, &'static str)> {
         vec![
-            ("region", "us-east-1"),
-            ("role-arn", ROLE),
             ("access-key-id", "AKIDEXAMPLE"),
             ("secret-access-key", "s3cr3t-value"),
         ]
     }
 
+    fn config(items: &[(&str, &str)], credential: &[(&str, &str)]) -> ProviderResult<Config> {
+        Config::from_settings(pairs(items), aws_credential(credential))
+    }
+
     fn invalid(items: &[(&str, &str)]) -> String {
-        match Config::from_settings(pairs(items)) {
+        match config(items, &keys()) {
             Err(ProviderError::Invalid(m)) => m,
             other => panic!("expected invalid, got {other:?}"),
         }
     }
 
     #[test]
+    fn options_are_declared_with_types_and_defaults() {
+        let declared = options();
+        let shown: Vec<(&str, OptionType, Option<&str>)> = declared
+            .iter()
+            .map(|o| (o.name.as_str(), o.value_type, o.default_value.as_deref()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("region", OptionType::Text, None),
+                ("role-arn", OptionType::Text, None),
+                ("endpoint", OptionType::ApiUrl, None),
+                ("function-url-override", OptionType::EndpointUrl, None),
+                ("wait-timeout-s", OptionType::Integer, Some("300")),
+                ("poll-interval-ms", OptionType::Integer, Some("1000")),
+            ]
+        );
+        assert!(declared.iter().all(|o| !o.description.is_empty()));
+        assert!(declared[0].description.contains("AWS_REGION"));
+        assert!(declared[3].description.contains("{name}"));
+    }
+
+    #[test]
     fn defaults_and_overrides() {
-        let c = Config::from_settings(pairs(&base())).unwrap();
+        let c = config(&base(), &keys()).unwrap();
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.role_arn, ROLE);
+        assert_eq!(c.access_key_id, "AKIDEXAMPLE");
+        assert_eq!(c.secret_access_key, "s3cr3t-value");
         assert_eq!(
             c.endpoint.to_string(),
             "https://lambda.us-east-1.amazonaws.com"
@@ -273,7 +392,6 @@ mod tests {
         let mut items = base();
         items.extend([
             ("endpoint", "http://127.0.0.1:5000"),
-            ("session-token", "tok"),
             (
                 "function-url-override",
                 "http://127.0.0.1:9000/lambda-url/{name}/",
@@ -281,7 +399,9 @@ mod tests {
             ("wait-timeout-s", "20"),
             ("poll-interval-ms", "50"),
         ]);
-        let c = Config::from_settings(pairs(&items)).unwrap();
+        let mut credential = keys();
+        credential.push(("session-token", "tok"));
+        let c = config(&items, &credential).unwrap();
         assert_eq!(c.endpoint.authority(), "127.0.0.1:5000");
         assert_eq!(c.session_token.as_deref(), Some("tok"));
         assert_eq!(c.wait_timeout, Duration::from_secs(20));
@@ -296,14 +416,83 @@ mod tests {
     }
 
     #[test]
-    fn missing_and_unknown_keys_are_named() {
-        for key in ["region", "role-arn", "access-key-id", "secret-access-key"] {
-            let items: Vec<_> = base().into_iter().filter(|(k, _)| *k != key).collect();
-            assert_eq!(invalid(&items), format!("missing setting `{key}`"));
+    fn region_comes_from_the_setting_else_the_credential() {
+        let mut with_region = keys();
+        with_region.push(("region", "eu-west-1"));
+        let c = config(&base(), &with_region).unwrap();
+        assert_eq!(c.region, "us-east-1", "the setting wins");
+
+        let no_setting = [("role-arn", ROLE)];
+        let c = config(&no_setting, &with_region).unwrap();
+        assert_eq!(c.region, "eu-west-1");
+        assert_eq!(
+            c.endpoint.to_string(),
+            "https://lambda.eu-west-1.amazonaws.com"
+        );
+        let blank = [("role-arn", ROLE), ("region", " ")];
+        assert_eq!(config(&blank, &with_region).unwrap().region, "eu-west-1");
+
+        assert_eq!(
+            invalid(&no_setting),
+            "no AWS region: set Stellar.ProviderSettings.region, AWS_REGION, or `region` in \
+             ~/.aws/config"
+        );
+        let mut bad = keys();
+        bad.push(("region", "EU West"));
+        match config(&no_setting, &bad) {
+            Err(ProviderError::Invalid(m)) => {
+                assert!(m.starts_with("the `aws` credential's `region`"), "{m}");
+            }
+            other => panic!("expected invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn missing_and_unknown_keys_are_named() {
+        assert_eq!(
+            invalid(&[("region", "us-east-1")]),
+            "missing setting `role-arn`"
+        );
         let mut items = base();
         items.push(("regoin", "x"));
-        assert!(invalid(&items).starts_with("unknown setting `regoin`"));
+        let m = invalid(&items);
+        assert!(m.starts_with("unknown setting `regoin`"), "{m}");
+        assert!(m.contains("function-url-override"), "{m}");
+        // Keys are no settings any more: they arrive only as the `aws` credential.
+        for key in ["access-key-id", "secret-access-key", "session-token"] {
+            let mut items = base();
+            items.push((key, "x"));
+            assert!(
+                invalid(&items).starts_with(&format!("unknown setting `{key}`")),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_aws_credential_is_required() {
+        let unauthorized = |result: ProviderResult<Config>| match result {
+            Err(ProviderError::Unauthorized(m)) => m,
+            other => panic!("expected unauthorized, got {other:?}"),
+        };
+        let m = unauthorized(Config::from_settings(pairs(&base()), Vec::new()));
+        assert!(
+            m.starts_with("no `aws` credential was granted to this adapter"),
+            "{m}"
+        );
+        // Another kind does not stand in for it.
+        let other = vec![Credential {
+            kind: CredentialKind::Env("AWS_ACCESS_KEY_ID".into()),
+            values: pairs(&[("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")]),
+        }];
+        let m = unauthorized(Config::from_settings(pairs(&base()), other));
+        assert!(m.starts_with("no `aws` credential"), "{m}");
+        for key in ["access-key-id", "secret-access-key"] {
+            let partial: Vec<_> = keys().into_iter().filter(|(k, _)| *k != key).collect();
+            let m = unauthorized(config(&base(), &partial));
+            assert_eq!(m, format!("the `aws` credential has no `{key}`"));
+            assert!(!m.contains("AKIDEXAMPLE") && !m.contains("s3cr3t"), "{m}");
+        }
     }
 
     #[test]
@@ -314,7 +503,7 @@ mod tests {
             items.push((key, value));
             invalid(&items)
         };
-        assert!(with("region", "US East").contains("not an AWS region"));
+        assert!(with("region", "US East").starts_with("setting `region` = \"US East\" is not"));
         assert!(with("endpoint", "127.0.0.1:5000").contains("setting `endpoint`"));
         assert!(with("wait-timeout-s", "0").contains("out of range"));
         assert!(with("wait-timeout-s", "x").starts_with("setting `wait-timeout-s`"));
@@ -363,9 +552,9 @@ mod tests {
 
     #[test]
     fn debug_output_hides_secrets() {
-        let mut items = base();
-        items.push(("session-token", "very-secret-token"));
-        let c = Config::from_settings(pairs(&items)).unwrap();
+        let mut credential = keys();
+        credential.push(("session-token", "very-secret-token"));
+        let c = config(&base(), &credential).unwrap();
         let shown = format!("{c:?}");
         for secret in ["AKIDEXAMPLE", "s3cr3t-value", "very-secret-token"] {
             assert!(!shown.contains(secret), "{shown}");

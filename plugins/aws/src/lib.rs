@@ -10,6 +10,9 @@
 //! - remove: `DELETE /2015-03-31/functions/{name}`;
 //! - list: `GET /2015-03-31/functions/` (paged), functions named `st-*` that have a URL.
 //!
+//! Credentials arrive as the `aws` credential the host grants (never as settings); the
+//! options (region, role, endpoint overrides, waiting) are declared in `config::options`.
+//!
 //! The pure parts (settings, bodies, error mapping, waiting, retries) live in their own
 //! modules and are unit-tested natively.
 
@@ -17,30 +20,36 @@ mod aws_error;
 mod client;
 mod config;
 mod model;
-mod retry;
 mod waiter;
 
 use std::time::{Duration, Instant};
 
 use stellar_guest_sdk::http::{Body, Method};
 use stellar_guest_sdk::{
-    Artifact, ArtifactKind, ColdStartScope, Configured, Endpoint, FunctionSpec, Guest,
-    ProviderError, ProviderInfo, ProviderResult, log,
+    Artifact, ArtifactKind, ColdStartScope, Configured, Credential, CredentialKind, Endpoint,
+    FunctionSpec, Guest, ProviderError, ProviderInfo, ProviderResult, log,
 };
 
 use crate::aws_error::AwsError;
 use crate::client::Lambda;
-use crate::config::{Config, SETTINGS};
+use crate::config::Config;
 use crate::model::{
     CreateFunction, FunctionConfiguration, FunctionUrlConfig, GetFunction, ListFunctions,
     NAME_PREFIX, UpdateFunctionCode, UpdateFunctionConfiguration, architecture,
 };
-use crate::retry::{Backoff, ROLE_PROPAGATION_BUDGET, WasiClock, retry};
 use crate::waiter::Target;
+use stellar_guest_sdk::retry::{Backoff, WasiClock, retry};
+
+/// Longest time spent waiting for a freshly created IAM role to become usable by Lambda.
+const ROLE_PROPAGATION_BUDGET: Duration = Duration::from_secs(60);
 
 /// Hosts the adapter may call: the regional Lambda APIs. (Function URLs are `*.on.aws`, but
 /// the adapter never calls them; stellar's driver does.)
 const ALLOWED_HOSTS: [&str; 1] = ["*.amazonaws.com"];
+/// Hosts the endpoints it returns are on: function URLs,
+/// `https://<url-id>.lambda-url.<region>.on.aws/`. (A `function-url-override` adds its own
+/// host, since that option is declared as an endpoint URL.)
+const ENDPOINT_HOSTS: [&str; 1] = ["*.lambda-url.*.on.aws"];
 /// Functions listed per ListFunctions page (the API's maximum).
 const LIST_PAGE: u32 = 50;
 
@@ -320,15 +329,20 @@ impl Guest for Aws {
             name: "aws".to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             allowed_hosts: ALLOWED_HOSTS.iter().map(|h| h.to_string()).collect(),
-            artifact: ArtifactKind::LambdaZip,
+            endpoint_hosts: ENDPOINT_HOSTS.iter().map(|h| h.to_string()).collect(),
+            artifacts: vec![ArtifactKind::LambdaZip],
+            credentials: vec![CredentialKind::Aws],
+            options: config::options(),
             cold_start_scope: ColdStartScope::Function,
             instance_concurrency: 1,
-            settings: SETTINGS.iter().map(|s| s.to_string()).collect(),
         }
     }
 
-    fn configure(settings: Vec<(String, String)>) -> ProviderResult<()> {
-        let config = Config::from_settings(settings)?;
+    fn configure(
+        settings: Vec<(String, String)>,
+        credentials: Vec<Credential>,
+    ) -> ProviderResult<()> {
+        let config = Config::from_settings(settings, credentials)?;
         log::debug(format!("configured: {config:?}"));
         CONFIG.set(config);
         Ok(())
@@ -362,10 +376,26 @@ mod tests {
         let info = Aws::describe();
         assert_eq!(info.name, "aws");
         assert_eq!(info.allowed_hosts, vec!["*.amazonaws.com".to_string()]);
-        assert_eq!(info.artifact, ArtifactKind::LambdaZip);
+        assert_eq!(
+            info.endpoint_hosts,
+            vec!["*.lambda-url.*.on.aws".to_string()]
+        );
+        assert_eq!(info.artifacts, vec![ArtifactKind::LambdaZip]);
+        assert_eq!(info.credentials, vec![CredentialKind::Aws]);
+        let names: Vec<&str> = info.options.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "region",
+                "role-arn",
+                "endpoint",
+                "function-url-override",
+                "wait-timeout-s",
+                "poll-interval-ms"
+            ]
+        );
         assert_eq!(info.cold_start_scope, ColdStartScope::Function);
         assert_eq!(info.instance_concurrency, 1);
-        assert_eq!(info.settings, SETTINGS.to_vec());
     }
 
     #[test]

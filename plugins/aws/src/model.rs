@@ -238,6 +238,62 @@ pub(crate) struct FunctionConfiguration {
     pub(crate) last_update_status: Option<String>,
     pub(crate) last_update_status_reason: Option<String>,
     pub(crate) last_update_status_reason_code: Option<String>,
+    /// ISO 8601, e.g. `2019-08-14T22:26:11.234+0000` (Lambda API reference,
+    /// FunctionConfiguration.LastModified).
+    pub(crate) last_modified: Option<String>,
+}
+
+/// Unix milliseconds of Lambda's `LastModified` (`YYYY-MM-DDThh:mm:ss[.fff](+hhmm|+hh:mm|Z)`),
+/// or `None` when it does not have that shape.
+pub(crate) fn last_modified_unix_ms(text: &str) -> Option<u64> {
+    let num = |s: &str| -> Option<i64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let (date, rest) = text.split_once('T')?;
+    let mut parts = date.split('-');
+    let (y, m, d) = (
+        num(parts.next()?)?,
+        num(parts.next()?)?,
+        num(parts.next()?)?,
+    );
+    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let tz_at = rest.find(['+', '-', 'Z'])?;
+    let (time, tz) = rest.split_at(tz_at);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut hms = hms.split(':');
+    let (hh, mm, ss) = (num(hms.next()?)?, num(hms.next()?)?, num(hms.next()?)?);
+    if hms.next().is_some() || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let millis = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+        num(&digits)?
+    };
+    let offset_min = match tz {
+        "Z" => 0,
+        _ => {
+            let sign = if tz.starts_with('-') { -1 } else { 1 };
+            let hhmm: String = tz[1..].chars().filter(|c| *c != ':').collect();
+            if hhmm.len() != 4 {
+                return None;
+            }
+            sign * (num(&hhmm[..2])? * 60 + num(&hhmm[2..])?)
+        }
+    };
+    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss - offset_min * 60;
+    u64::try_from(secs * 1000 + millis).ok()
 }
 
 /// `GET /2015-03-31/functions/{name}`.
@@ -285,6 +341,15 @@ pub(crate) fn endpoint(
     if let Some(sha) = &function.code_sha256 {
         meta.push(("code-sha256".to_string(), sha.clone()));
     }
+    if let Some(ms) = function
+        .last_modified
+        .as_deref()
+        .and_then(last_modified_unix_ms)
+    {
+        // Read by `stellar cleanup --older-than`: Lambda reports the last change, so the age
+        // counts from the last update (never older than the truth).
+        meta.push(("created-unix-ms".to_string(), ms.to_string()));
+    }
     meta.push(("url-source".to_string(), source.to_string()));
     Endpoint {
         id: name.to_string(),
@@ -299,6 +364,36 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+
+    #[test]
+    fn last_modified_parses_lambdas_shapes() {
+        // The example of the Lambda API reference (GetFunction response).
+        assert_eq!(
+            last_modified_unix_ms("2019-08-14T22:26:11.234+0000"),
+            Some(1_565_821_571_234)
+        );
+        assert_eq!(
+            last_modified_unix_ms("2019-08-14T22:26:11Z"),
+            Some(1_565_821_571_000)
+        );
+        assert_eq!(
+            last_modified_unix_ms("2019-08-15T00:26:11.234+02:00"),
+            Some(1_565_821_571_234)
+        );
+        assert_eq!(
+            last_modified_unix_ms("1970-01-01T00:00:00.000+0000"),
+            Some(0)
+        );
+        for bad in [
+            "",
+            "2019-08-14",
+            "2019-13-14T00:00:00Z",
+            "2019-08-14T22:26:11",
+            "x-y-zT1:2:3Z",
+        ] {
+            assert_eq!(last_modified_unix_ms(bad), None, "{bad}");
+        }
+    }
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         items
@@ -450,12 +545,13 @@ mod tests {
         assert_eq!(f.state.as_deref(), Some("Active"));
         assert_eq!(f.code_size, Some(1234));
 
-        let config = crate::config::Config::from_settings(pairs(&[
-            ("region", "us-east-1"),
-            ("role-arn", "arn:aws:iam::123456789012:role/r"),
-            ("access-key-id", "a"),
-            ("secret-access-key", "s"),
-        ]))
+        let config = crate::config::Config::from_settings(
+            pairs(&[
+                ("region", "us-east-1"),
+                ("role-arn", "arn:aws:iam::123456789012:role/r"),
+            ]),
+            crate::config::aws_credential(&[("access-key-id", "a"), ("secret-access-key", "s")]),
+        )
         .unwrap();
         let e = endpoint(
             &config,

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use stellar_guest_sdk::{ProviderError, ProviderResult};
 
+use stellar_guest_sdk::retry::{Backoff, Clock, Poll, poll};
+
 use crate::model::FunctionConfiguration;
-use crate::retry::{Backoff, Clock};
 
 /// What to wait for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +74,7 @@ pub(crate) fn step(target: Target, f: &FunctionConfiguration) -> Step {
 }
 
 /// Polls `fetch` (GetFunction) until `target` is reached, backing off from `poll_interval`
-/// up to 8 times that, for at most `timeout`. The first check happens at once.
+/// up to 8 times that, for at most `timeout` (the guest SDK's [`poll`]).
 pub(crate) fn wait(
     target: Target,
     name: &str,
@@ -82,12 +83,12 @@ pub(crate) fn wait(
     poll_interval: Duration,
     mut fetch: impl FnMut() -> ProviderResult<FunctionConfiguration>,
 ) -> ProviderResult<FunctionConfiguration> {
-    let start = clock.now();
-    let mut backoff = Backoff::new(poll_interval, poll_interval.saturating_mul(8));
-    loop {
+    let backoff = Backoff::new(poll_interval, poll_interval.saturating_mul(8));
+    let outcome = poll(clock, backoff, timeout, || {
         let function = fetch()?;
         match step(target, &function) {
-            Step::Done => return Ok(function),
+            Step::Done => Ok(Poll::Done(function)),
+            Step::Poll(status) => Ok(Poll::Pending(status)),
             Step::Fail(code, reason) => {
                 let code = if code.is_empty() {
                     String::new()
@@ -98,33 +99,30 @@ pub(crate) fn wait(
                     "function `{name}` failed to {}: {code}{reason}",
                     target.describe()
                 );
-                return Err(if code.starts_with("Invalid") {
+                Err(if code.starts_with("Invalid") {
                     ProviderError::Invalid(message)
                 } else {
                     ProviderError::Other(message)
-                });
-            }
-            Step::Poll(status) => {
-                let elapsed = clock.now().saturating_sub(start);
-                if elapsed >= timeout {
-                    return Err(ProviderError::Transient(format!(
-                        "function `{name}` did not {} within {} s (still {status}); \
-                         raise the `wait-timeout-s` setting to wait longer",
-                        target.describe(),
-                        timeout.as_secs()
-                    )));
-                }
-                clock.sleep(backoff.next_delay().min(timeout - elapsed));
+                })
             }
         }
-    }
+    })?;
+    outcome.map_err(|timed_out| {
+        ProviderError::Transient(format!(
+            "function `{name}` did not {} within {} s (still {}); \
+             raise the `wait-timeout-s` setting to wait longer",
+            target.describe(),
+            timeout.as_secs(),
+            timed_out.last_status
+        ))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::GetFunction;
-    use crate::retry::tests::FakeClock;
+    use stellar_guest_sdk::retry::FakeClock;
 
     fn canned(json: &str) -> FunctionConfiguration {
         serde_json::from_str::<GetFunction>(json)

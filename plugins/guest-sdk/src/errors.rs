@@ -93,6 +93,55 @@ pub fn from_response(response: &Response) -> ProviderError {
         .unwrap_or_else(|| for_status(response.status, message))
 }
 
+/// A cloud API failure as an adapter sees it: the provider error, plus the cloud's own error
+/// code (empty when there was no answer or no code) and its message, so callers can react to
+/// specific codes. Each adapter's `from_response` fills it from its cloud's error shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodedError {
+    pub code: String,
+    /// The cloud's own words (without the request line).
+    pub message: String,
+    pub error: ProviderError,
+}
+
+impl CodedError {
+    /// A failure before any answer from the cloud (transport, host refusal, bad request).
+    pub fn local(error: ProviderError) -> Self {
+        let message = match &error {
+            ProviderError::Unauthorized(m)
+            | ProviderError::NotFound(m)
+            | ProviderError::Throttled(m)
+            | ProviderError::Quota(m)
+            | ProviderError::Invalid(m)
+            | ProviderError::Transient(m)
+            | ProviderError::Other(m) => m.clone(),
+        };
+        Self {
+            code: String::new(),
+            message,
+            error,
+        }
+    }
+
+    /// Throttling and transient failures: worth another try.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.error,
+            ProviderError::Throttled(_) | ProviderError::Transient(_)
+        )
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.error, ProviderError::NotFound(_))
+    }
+}
+
+impl From<CodedError> for ProviderError {
+    fn from(e: CodedError) -> Self {
+        e.error
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

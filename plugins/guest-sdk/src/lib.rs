@@ -1,15 +1,49 @@
 //! The guest-side SDK every stellar provider adapter shares.
 //!
 //! An adapter is a wasm32-wasip2 component that exports the `stellar:provider/provider`
-//! interface of `wit/provider.wit` (world `adapter`). wit-bindgen generates Rust types per
-//! crate, so this crate runs `generate!` once and every adapter uses *these* types. An
-//! adapter then only implements [`Guest`] and calls [`export!`]:
+//! interface of `wit/provider.wit` (world `adapter`, package `stellar:provider@0.2.0`).
+//! wit-bindgen generates Rust types per crate, so this crate runs `generate!` once and every
+//! adapter uses *these* types. An adapter then only implements [`Guest`] and calls
+//! [`export!`]:
 //!
 //! ```ignore
-//! use stellar_guest_sdk::{Guest, ProviderInfo, ...};
+//! use stellar_guest_sdk::{
+//!     ArtifactKind, ColdStartScope, Configured, Credential, CredentialKind, Credentials,
+//!     Guest, OptionType, ProviderInfo, ProviderResult, Settings, option,
+//! };
+//!
+//! static CONFIG: Configured<(String, String)> = Configured::new();
 //!
 //! struct MyAdapter;
-//! impl Guest for MyAdapter { /* describe, configure, list_apis, ... */ }
+//! impl Guest for MyAdapter {
+//!     fn describe() -> ProviderInfo {
+//!         ProviderInfo {
+//!             name: "mycloud".into(),
+//!             version: env!("CARGO_PKG_VERSION").into(),
+//!             allowed_hosts: vec!["*.api.mycloud.example".into()],
+//!             endpoint_hosts: vec!["*.run.mycloud.example".into()],
+//!             artifacts: vec![ArtifactKind::OciImage],
+//!             credentials: vec![CredentialKind::Env("MYCLOUD_TOKEN".into())],
+//!             options: vec![option("zone", OptionType::Text, Some("z1"), "where to deploy")],
+//!             cold_start_scope: ColdStartScope::Function,
+//!             instance_concurrency: 1,
+//!         }
+//!     }
+//!
+//!     fn configure(
+//!         settings: Vec<(String, String)>,
+//!         credentials: Vec<Credential>,
+//!     ) -> ProviderResult<()> {
+//!         let settings = Settings::from(settings);
+//!         settings.deny_unknown(&["zone"])?;
+//!         let zone = settings.get("zone").unwrap_or("z1").to_string();
+//!         let kind = CredentialKind::Env("MYCLOUD_TOKEN".into());
+//!         let token = Credentials::from(credentials).require(&kind, "MYCLOUD_TOKEN")?.to_string();
+//!         CONFIG.set((zone, token));
+//!         Ok(())
+//!     }
+//!     /* list_apis, deploy_function, update_function, remove_function */
+//! }
 //! stellar_guest_sdk::export!(MyAdapter);
 //! ```
 //!
@@ -20,18 +54,25 @@
 //! - [`log`]: logging into the host's log through the `host-log` import;
 //! - [`base64`]: a streaming base64 encoder (for artifacts embedded in JSON bodies);
 //! - [`sleep`]: a blocking pause for backoff and polling;
-//! - [`Settings`]: the `configure` settings map, and [`Configured`] to keep the parsed
-//!   configuration between calls.
+//! - [`retry`]: bounded retries with exponential backoff against a clock that unit tests can
+//!   fake (throttling, transient errors, resources still propagating; also the backoff of
+//!   status-polling waiters);
+//! - [`Settings`]: the `configure` settings map, [`option`] to declare the options behind
+//!   it, and [`Configured`] to keep the parsed configuration between calls;
+//! - [`Credentials`]: the granted credentials, looked up by kind and key, never printed.
 
 pub mod base64;
+mod credentials;
 pub mod errors;
 pub mod http;
 pub mod log;
+pub mod retry;
 mod settings;
 
 use std::time::Duration;
 
-pub use settings::{Configured, Settings};
+pub use credentials::Credentials;
+pub use settings::{Configured, Settings, option};
 
 /// Blocks the calling adapter for `duration` (for retry backoff and polling), on the
 /// wasi:clocks monotonic clock. The host's per-call deadline still applies while sleeping.
@@ -74,8 +115,8 @@ pub mod bindings {
 pub use bindings::export;
 pub use bindings::exports::stellar::provider::provider::Guest;
 pub use bindings::stellar::provider::types::{
-    Arch, Artifact, ArtifactKind, ColdStartScope, Endpoint, FunctionSpec, Protocol, ProviderError,
-    ProviderInfo,
+    Arch, Artifact, ArtifactKind, ColdStartScope, Credential, CredentialKind, Endpoint,
+    FunctionSpec, OptionDecl, OptionType, Protocol, ProviderError, ProviderInfo,
 };
 
 /// Shorthand for the result type of most provider calls.

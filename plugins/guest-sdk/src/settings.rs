@@ -1,5 +1,11 @@
-//! The settings an adapter receives in `configure`, and a slot to keep its parsed
-//! configuration until the next call.
+//! The settings an adapter receives in `configure`, the declarations of the options it
+//! accepts, and a slot to keep its parsed configuration until the next call.
+//!
+//! The host checks `Stellar.ProviderSettings` against the options an adapter declares in
+//! `describe` (type, known key) before `configure` sees them; [`option`] keeps those
+//! declarations to one line each. [`Settings`] still checks keys and values itself: the
+//! host-supplied keys are no declared options, and a value of the right type may still be
+//! out of the adapter's range.
 //!
 //! Component exports are plain functions (no `self`), so an adapter that needs state between
 //! `configure` and `deploy-function` keeps it in a `static`. [`Configured`] is that static,
@@ -9,7 +15,24 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Mutex;
 
-use crate::ProviderError;
+use crate::{OptionDecl, OptionType, ProviderError};
+
+/// Declares one option of `Stellar.ProviderSettings` for `describe`:
+/// `option("region", OptionType::Text, None, "AWS region")`. The default is only shown to the
+/// user (`stellar plugins inspect`); the adapter applies it itself.
+pub fn option(
+    name: &str,
+    value_type: OptionType,
+    default_value: Option<&str>,
+    description: &str,
+) -> OptionDecl {
+    OptionDecl {
+        name: name.to_string(),
+        value_type,
+        default_value: default_value.map(str::to_string),
+        description: description.to_string(),
+    }
+}
 
 /// The `configure` settings as a map (for a repeated key the last value wins).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -175,6 +198,25 @@ mod tests {
             ))
         );
         assert_eq!(s.deny_unknown(&["token", "tokn"]), Ok(()));
+    }
+
+    #[test]
+    fn option_declarations() {
+        assert_eq!(
+            option(
+                "wait-timeout-s",
+                OptionType::Integer,
+                Some("300"),
+                "seconds"
+            ),
+            OptionDecl {
+                name: "wait-timeout-s".to_string(),
+                value_type: OptionType::Integer,
+                default_value: Some("300".to_string()),
+                description: "seconds".to_string(),
+            }
+        );
+        assert_eq!(option("x", OptionType::Text, None, "").default_value, None);
     }
 
     #[test]

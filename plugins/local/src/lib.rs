@@ -4,6 +4,9 @@
 //! through wasi:http, so running stellar against `local` exercises the same plugin boundary
 //! (allow-list, artifact streaming, error mapping) as the clouds do.
 //!
+//! It declares no options and needs no credentials: the host, which starts the runtime, passes
+//! the settings `control-url` (`http://127.0.0.1:<port>`) and `token` itself.
+//!
 //! Control API (every request carries `authorization: Bearer <token>`):
 //! - `PUT /v1/artifacts/<sha256>`, body = the raw executable → 201 `{"sha256","size"}`
 //! - `PUT /v1/functions/<name>`, JSON [`FunctionRequest`] → 200/201 [`FunctionInfo`]
@@ -18,11 +21,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use stellar_guest_sdk::http::{BaseUrl, Method, Request, Scheme};
 use stellar_guest_sdk::{
-    Artifact, ArtifactKind, ColdStartScope, Configured, Endpoint, FunctionSpec, Guest, Protocol,
-    ProviderError, ProviderInfo, ProviderResult, Settings, log,
+    Artifact, ArtifactKind, ColdStartScope, Configured, Credential, Endpoint, FunctionSpec, Guest,
+    Protocol, ProviderError, ProviderInfo, ProviderResult, Settings, log,
 };
 
-/// Setting keys `configure` understands.
+/// Setting keys `configure` understands. Both are supplied by the host (which starts the
+/// runtime), not by the user, so `describe` declares no options.
 const SETTINGS: [&str; 2] = ["control-url", "token"];
 /// Function-spec `options` keys this provider understands.
 const OPTIONS: [&str; 2] = ["keep-alive-ms", "max-instances"];
@@ -84,18 +88,31 @@ struct FunctionInfo {
     url: String,
     #[serde(default)]
     artifact_sha256: Option<String>,
+    #[serde(default)]
+    created_unix_ms: Option<u64>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
 }
 
 impl FunctionInfo {
+    /// The endpoint; `meta` carries the artifact, the creation time (`created-unix-ms`, read
+    /// by `stellar cleanup --older-than`) and the `stellar-run` tag when the runtime has them.
     fn into_endpoint(self) -> Endpoint {
+        let mut meta = Vec::new();
+        if let Some(sha) = self.artifact_sha256 {
+            meta.push(("artifact-sha256".to_string(), sha));
+        }
+        if let Some(ms) = self.created_unix_ms.filter(|ms| *ms > 0) {
+            meta.push(("created-unix-ms".to_string(), ms.to_string()));
+        }
+        if let Some(run) = self.tags.get("stellar-run") {
+            meta.push(("stellar-run".to_string(), run.clone()));
+        }
         Endpoint {
             id: self.name,
             url: self.url,
             protocol: Protocol::Http,
-            meta: self
-                .artifact_sha256
-                .map(|sha| vec![("artifact-sha256".to_string(), sha)])
-                .unwrap_or_default(),
+            meta,
         }
     }
 }
@@ -265,14 +282,21 @@ impl Guest for Local {
             name: "local".to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             allowed_hosts: vec![CONTROL_HOST.to_string()],
-            artifact: ArtifactKind::NativeBinary,
+            // The runtime's gateway listens on loopback too.
+            endpoint_hosts: vec![CONTROL_HOST.to_string()],
+            artifacts: vec![ArtifactKind::NativeBinary],
+            credentials: Vec::new(),
+            options: Vec::new(),
             cold_start_scope: ColdStartScope::Function,
             instance_concurrency: 1,
-            settings: SETTINGS.iter().map(|s| s.to_string()).collect(),
         }
     }
 
-    fn configure(settings: Vec<(String, String)>) -> ProviderResult<()> {
+    /// The local runtime needs no credentials: the host-supplied `token` authenticates.
+    fn configure(
+        settings: Vec<(String, String)>,
+        _credentials: Vec<Credential>,
+    ) -> ProviderResult<()> {
         CONFIG.set(Config::from_settings(settings)?);
         Ok(())
     }
@@ -338,8 +362,12 @@ mod tests {
         let info = Local::describe();
         assert_eq!(info.name, "local");
         assert_eq!(info.allowed_hosts, vec!["127.0.0.1".to_string()]);
-        assert_eq!(info.artifact, ArtifactKind::NativeBinary);
-        assert_eq!(info.settings, vec!["control-url", "token"]);
+        assert_eq!(info.endpoint_hosts, vec!["127.0.0.1".to_string()]);
+        assert_eq!(info.artifacts, vec![ArtifactKind::NativeBinary]);
+        assert!(info.credentials.is_empty());
+        // `control-url` and `token` come from the host, not from the user's settings.
+        assert!(info.options.is_empty());
+        assert_eq!(info.cold_start_scope, ColdStartScope::Function);
         assert_eq!(info.instance_concurrency, 1);
     }
 
@@ -442,7 +470,9 @@ mod tests {
         let list: FunctionList = serde_json::from_str(
             r#"{"functions":[
                 {"name":"f","url":"http://127.0.0.1:9/f","artifact_sha256":"ab","memory_mb":128},
-                {"name":"g","url":"http://127.0.0.1:9/g"}]}"#,
+                {"name":"g","url":"http://127.0.0.1:9/g"},
+                {"name":"h","url":"http://127.0.0.1:9/h","created_unix_ms":1700000000000,
+                 "tags":{"stellar-run":"abc123","other":"x"}}]}"#,
         )
         .unwrap();
         let endpoints: Vec<Endpoint> = list
@@ -464,6 +494,15 @@ mod tests {
                     url: "http://127.0.0.1:9/g".into(),
                     protocol: Protocol::Http,
                     meta: vec![],
+                },
+                Endpoint {
+                    id: "h".into(),
+                    url: "http://127.0.0.1:9/h".into(),
+                    protocol: Protocol::Http,
+                    meta: vec![
+                        ("created-unix-ms".into(), "1700000000000".into()),
+                        ("stellar-run".into(), "abc123".into()),
+                    ],
                 },
             ]
         );

@@ -81,6 +81,11 @@ impl Target {
         &self.host
     }
 
+    /// The port requests go to (the scheme's default when the URL names none).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     fn pool_key(&self) -> String {
         format!(
             "{}://{}:{}",
@@ -117,15 +122,20 @@ pub enum RequestFailure {
     Connect(String),
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The peer aborted an open connection (TCP RST) before the response was complete.
+    #[error("connection reset: {0}")]
+    Reset(String),
 }
 
 impl RequestFailure {
-    /// The `Error Kind` column value.
-    pub fn kind(&self) -> &'static str {
+    /// The `Error Kind` of the row.
+    pub fn kind(&self) -> stellar_results::ErrorKind {
+        use stellar_results::ErrorKind;
         match self {
-            RequestFailure::Timeout(_) => "timeout",
-            RequestFailure::Connect(_) => "connect",
-            RequestFailure::Protocol(_) => "protocol",
+            RequestFailure::Timeout(_) => ErrorKind::Timeout,
+            RequestFailure::Connect(_) => ErrorKind::Connect,
+            RequestFailure::Protocol(_) => ErrorKind::Protocol,
+            RequestFailure::Reset(_) => ErrorKind::ConnectionReset,
         }
     }
 }
@@ -200,14 +210,14 @@ impl TimedClient {
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| RequestFailure::Protocol(error_chain(&e)))?;
+            .map_err(|e| exchange_failure(&e))?;
         let headers_at = Instant::now();
         let status = response.status().as_u16();
         let (parts, mut body) = response.into_parts();
         let mut kept = Vec::new();
         let mut body_len = 0u64;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| RequestFailure::Protocol(error_chain(&e)))?;
+            let frame = frame.map_err(|e| exchange_failure(&e))?;
             if let Ok(data) = frame.into_data() {
                 body_len += data.len() as u64;
                 if kept.len() < MAX_BODY_KEPT {
@@ -288,6 +298,20 @@ where
         }
     });
     Ok(sender)
+}
+
+/// A failure on an open connection: a reset by the peer, else a protocol error.
+fn exchange_failure(e: &(dyn std::error::Error + 'static)) -> RequestFailure {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionReset
+        {
+            return RequestFailure::Reset(error_chain(e));
+        }
+        cur = err.source();
+    }
+    RequestFailure::Protocol(error_chain(e))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use stellar_config::{PlannedBurst, SubExperimentPlan};
-use stellar_results::LatencyRow;
+use stellar_results::{ErrorKind, LatencyRow};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -28,6 +28,10 @@ pub use stop::StopSignal;
 pub struct RunClock {
     start: Instant,
     start_wall: SystemTime,
+    /// Added to every [`RunClock::ms_since_start`]: where on the schedule this clock's start
+    /// lies. 0 for a run as started; for a resumed sub-experiment, the planned offset of its
+    /// first remaining burst, so planned and actual send times stay on the original schedule.
+    origin_ms: f64,
 }
 
 impl RunClock {
@@ -35,12 +39,18 @@ impl RunClock {
         Self {
             start: Instant::now(),
             start_wall: SystemTime::now(),
+            origin_ms: 0.0,
         }
     }
 
-    /// Milliseconds from the run's start to `t` on the monotonic clock.
+    /// The same clock, reading `origin_ms` more (see the field).
+    pub fn with_origin(self, origin_ms: f64) -> Self {
+        Self { origin_ms, ..self }
+    }
+
+    /// Milliseconds from the run's start to `t` on the monotonic clock, plus the origin.
     pub fn ms_since_start(&self, t: Instant) -> f64 {
-        t.saturating_duration_since(self.start).as_secs_f64() * 1e3
+        t.saturating_duration_since(self.start).as_secs_f64() * 1e3 + self.origin_ms
     }
 
     /// RFC 3339 (UTC, milliseconds) label of a monotonic instant, anchored at the run's start.
@@ -62,22 +72,59 @@ pub struct DriveOptions {
     /// Whether replies are stellar measurement-function JSON (a reply that is not is an error).
     pub expect_measurement_reply: bool,
     pub payload_length_bytes: u64,
+    /// Tests only: query parameters appended after the measurement query (fault knobs).
+    pub extra_query: Option<String>,
+    /// Written to every row's `Segment` (0 unless resumed).
+    pub segment: u32,
+}
+
+/// The requests of a sub-experiment that a resumed run still has to send.
+#[derive(Debug, Clone, Default)]
+pub struct Remaining {
+    /// Request indices that already have a row; they are not sent again.
+    pub done: std::collections::HashSet<u64>,
+    /// Where the sub-experiment's schedule started on the run's axis in the first segment
+    /// (`Planned Send (ms)` minus the burst's planned offset), so resumed rows continue that
+    /// axis; 0 when it has no rows yet.
+    pub axis_shift_ms: f64,
+}
+
+impl Remaining {
+    /// The planned offset (ms) of the first burst with a request left, if any: the resumed
+    /// schedule starts there.
+    pub fn first_offset_ms(&self, bursts: &[PlannedBurst]) -> Option<f64> {
+        let firsts = first_request_indices(bursts);
+        bursts
+            .iter()
+            .filter(|b| {
+                let first = firsts[b.burst_id as usize];
+                (first..first + u64::from(b.size)).any(|i| !self.done.contains(&i))
+            })
+            .map(|b| b.offset_ms)
+            .reduce(f64::min)
+    }
 }
 
 /// What happened to a sub-experiment's schedule.
 #[derive(Debug, Default, Clone)]
 pub struct DriveReport {
+    /// Requests this drive was to send (for a resumed run: those without a row yet).
     pub planned: u64,
     pub sent: u64,
     pub failed: u64,
+    /// Of `failed`, how many were throttled.
+    pub throttled: u64,
     /// Why sending stopped early, if it did.
     pub stopped_early: Option<String>,
 }
 
 /// Sends `plan`'s bursts to `endpoints` (indexed by the plan's endpoint number) and streams a
 /// row per finished request into `rows`. Returns when every sent request has finished.
+///
+/// With `remaining` (a resumed run) only requests without a row are sent, and the schedule
+/// restarts now at the first burst that has one: later bursts keep their planned spacing.
 pub async fn drive_sub_experiment(
-    plan: &SubExperimentPlan,
+    (plan, remaining): (&SubExperimentPlan, Option<&Remaining>),
     endpoints: &[Target],
     client: Arc<TimedClient>,
     clock: RunClock,
@@ -86,11 +133,23 @@ pub async fn drive_sub_experiment(
     run_stop: StopSignal,
 ) -> DriveReport {
     let sub_start = Instant::now();
-    let max_failures = plan.max_failures;
-    let failures = Arc::new(AtomicU64::new(0));
+    let origin_ms = remaining
+        .and_then(|r| Some(r.first_offset_ms(&plan.bursts)? + r.axis_shift_ms))
+        .unwrap_or(0.0);
+    let shift_ms = remaining.map_or(0.0, |r| r.axis_shift_ms);
+    let clock = clock.with_origin(origin_ms);
+    let budget = Budget {
+        failures: AtomicU64::new(0),
+        throttled: AtomicU64::new(0),
+        max_failures: plan.max_failures,
+        max_throttled: plan.max_throttled,
+        stop: StopSignal::new(),
+    };
+    let budget = Arc::new(budget);
     let sent = Arc::new(AtomicU64::new(0));
-    let sub_stop = StopSignal::new();
+    let sub_stop = budget.stop.clone();
     let first_request_index = first_request_indices(&plan.bursts);
+    let is_done = |i: u64| remaining.is_some_and(|r| r.done.contains(&i));
 
     let mut per_endpoint: Vec<Vec<(PlannedBurst, u64)>> = vec![Vec::new(); endpoints.len()];
     for burst in &plan.bursts {
@@ -109,17 +168,26 @@ pub async fn drive_sub_experiment(
             options: options.clone(),
             rows: rows.clone(),
             slug: plan.slug.clone(),
-            failures: Arc::clone(&failures),
-            max_failures,
-            sub_stop: sub_stop.clone(),
+            budget: Arc::clone(&budget),
         };
+        let bursts: Vec<_> = bursts
+            .into_iter()
+            .map(|(burst, first)| {
+                let todo: Vec<u64> = (first..first + u64::from(burst.size))
+                    .filter(|&i| !is_done(i))
+                    .collect();
+                (burst, todo)
+            })
+            .filter(|(_, todo)| !todo.is_empty())
+            .collect();
         let sent = Arc::clone(&sent);
         let run_stop = run_stop.clone();
         let sub_stop = sub_stop.clone();
         timelines.spawn(async move {
             let mut in_flight = JoinSet::new();
-            for (burst, first_index) in bursts {
-                let due = sub_start + Duration::from_secs_f64(burst.offset_ms.max(0.0) / 1e3);
+            for (burst, todo) in bursts {
+                let offset_ms = (burst.offset_ms + shift_ms - origin_ms).max(0.0);
+                let due = sub_start + Duration::from_secs_f64(offset_ms / 1e3);
                 tokio::select! {
                     biased;
                     _ = run_stop.stopped() => break,
@@ -127,37 +195,84 @@ pub async fn drive_sub_experiment(
                     _ = tokio::time::sleep_until(due.into()) => {}
                 }
                 let planned_ms = clock.ms_since_start(due);
-                for i in 0..burst.size as u64 {
+                let count = todo.len() as u64;
+                for request_index in todo {
                     let ctx = ctx.clone();
                     let burst = burst.clone();
                     in_flight.spawn(async move {
-                        ctx.send_one(&burst, first_index + i, planned_ms).await;
+                        ctx.send_one(&burst, request_index, planned_ms).await;
                     });
                 }
-                sent.fetch_add(burst.size as u64, Ordering::Relaxed);
+                sent.fetch_add(count, Ordering::Relaxed);
             }
             while in_flight.join_next().await.is_some() {}
         });
     }
     while timelines.join_next().await.is_some() {}
 
-    let planned: u64 = plan.bursts.iter().map(|b| b.size as u64).sum();
+    let planned: u64 = plan.bursts.iter().map(|b| u64::from(b.size)).sum::<u64>()
+        - remaining.map_or(0, |r| r.done.len() as u64);
     let sent = sent.load(Ordering::Relaxed);
-    let failed = failures.load(Ordering::Relaxed);
+    let counted = budget.failures.load(Ordering::Relaxed);
+    let throttled = budget.throttled.load(Ordering::Relaxed);
     let stopped_early = if sent == planned {
         None
     } else if sub_stop.is_stopped() {
-        Some(format!(
-            "stopped after {failed} failed requests (more than the allowed {max_failures})"
-        ))
+        Some(budget.why_stopped())
     } else {
         Some("interrupted".to_owned())
     };
     DriveReport {
         planned,
         sent,
-        failed,
+        failed: counted + budget.max_throttled.map_or(0, |_| throttled),
+        throttled,
         stopped_early,
+    }
+}
+
+/// A sub-experiment's failure budgets: `MaxFailures`, and `MaxThrottled` when throttling has
+/// a budget of its own. Exceeding one stops the sub-experiment.
+struct Budget {
+    /// Failures counted against `max_failures` (throttled ones too when there is no
+    /// separate throttling budget).
+    failures: AtomicU64,
+    /// Every throttled request (counted against `max_throttled` when it is set).
+    throttled: AtomicU64,
+    max_failures: u64,
+    max_throttled: Option<u64>,
+    stop: StopSignal,
+}
+
+impl Budget {
+    fn record_failure(&self, throttled: bool) {
+        let throttled_so_far = if throttled {
+            self.throttled.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            0
+        };
+        let over = match self.max_throttled {
+            Some(max) if throttled => throttled_so_far > max,
+            _ => self.failures.fetch_add(1, Ordering::Relaxed) + 1 > self.max_failures,
+        };
+        if over {
+            self.stop.stop();
+        }
+    }
+
+    fn why_stopped(&self) -> String {
+        let throttled = self.throttled.load(Ordering::Relaxed);
+        match self.max_throttled {
+            Some(max) if throttled > max => format!(
+                "stopped after {throttled} throttled requests (more than the allowed {max}, \
+                 Stellar.MaxThrottled)"
+            ),
+            _ => format!(
+                "stopped after {} failed requests (more than the allowed {})",
+                self.failures.load(Ordering::Relaxed),
+                self.max_failures
+            ),
+        }
     }
 }
 
@@ -188,22 +303,23 @@ struct RequestContext {
     options: DriveOptions,
     rows: mpsc::UnboundedSender<LatencyRow>,
     slug: String,
-    failures: Arc<AtomicU64>,
-    max_failures: u64,
-    sub_stop: StopSignal,
+    budget: Arc<Budget>,
 }
 
 impl RequestContext {
     async fn send_one(&self, burst: &PlannedBurst, request_index: u64, planned_ms: f64) {
         let target = if self.options.send_measurement_query {
-            self.target
-                .with_query(&measurement_query(burst, self.options.payload_length_bytes))
+            let mut query = measurement_query(burst, self.options.payload_length_bytes);
+            if let Some(extra) = &self.options.extra_query {
+                query = format!("{query}&{extra}");
+            }
+            self.target.with_query(&query)
         } else {
             self.target.clone()
         };
         let sent = Instant::now();
         let outcome = self.client.get(&target, sent).await;
-        let row = row::build(
+        let mut row = row::build(
             row::Sent {
                 slug: &self.slug,
                 burst,
@@ -216,11 +332,10 @@ impl RequestContext {
             },
             outcome,
         );
+        row.segment = self.options.segment;
         if !row.is_ok() {
-            let failed = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-            if failed > self.max_failures {
-                self.sub_stop.stop();
-            }
+            self.budget
+                .record_failure(row.error_kind == ErrorKind::Throttled.as_str());
         }
         // The receiver only goes away when the run is being torn down.
         let _ = self.rows.send(row);
@@ -237,4 +352,79 @@ pub fn measurement_query(burst: &PlannedBurst, payload_length_bytes: u64) -> Str
     format!(
         "IncrementLimit={increments}&SpinMs={spin_ms}&PayloadLengthBytes={payload_length_bytes}&DataTransferChainIDs=%5B%5D"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(max_failures: u64, max_throttled: Option<u64>) -> Budget {
+        Budget {
+            failures: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            max_failures,
+            max_throttled,
+            stop: StopSignal::new(),
+        }
+    }
+
+    #[test]
+    fn without_max_throttled_throttling_spends_the_failure_budget() {
+        let b = budget(2, None);
+        b.record_failure(true);
+        b.record_failure(false);
+        assert!(!b.stop.is_stopped());
+        b.record_failure(true);
+        assert!(b.stop.is_stopped());
+        assert_eq!(
+            b.why_stopped(),
+            "stopped after 3 failed requests (more than the allowed 2)"
+        );
+    }
+
+    #[test]
+    fn max_throttled_is_a_budget_of_its_own() {
+        let b = budget(1, Some(3));
+        for _ in 0..3 {
+            b.record_failure(true);
+        }
+        b.record_failure(false);
+        assert!(
+            !b.stop.is_stopped(),
+            "3 throttled and 1 failure are within budget"
+        );
+        b.record_failure(true);
+        assert!(b.stop.is_stopped());
+        assert_eq!(
+            b.why_stopped(),
+            "stopped after 4 throttled requests (more than the allowed 3, Stellar.MaxThrottled)"
+        );
+    }
+
+    #[test]
+    fn remaining_starts_at_the_first_burst_with_a_request_left() {
+        let burst = |id: u64, offset_ms: f64| PlannedBurst {
+            burst_id: id,
+            endpoint: 0,
+            round: id,
+            size: 2,
+            offset_ms,
+            spin_ms: 0.0,
+            increment_limit: None,
+        };
+        let bursts = vec![burst(0, 0.0), burst(1, 100.0), burst(2, 200.0)];
+        let firsts = first_request_indices(&bursts);
+        assert_eq!(firsts, vec![0, 2, 4]);
+        // Requests 0, 1 and 3 have rows: burst 1 still lacks request 2.
+        let remaining = Remaining {
+            done: [0, 1, 3].into_iter().collect(),
+            axis_shift_ms: 0.0,
+        };
+        assert_eq!(remaining.first_offset_ms(&bursts), Some(100.0));
+        let all = Remaining {
+            done: (0..6).collect(),
+            axis_shift_ms: 0.0,
+        };
+        assert_eq!(all.first_offset_ms(&bursts), None);
+    }
 }

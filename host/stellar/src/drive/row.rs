@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use stellar_config::PlannedBurst;
 use stellar_measure::MeasurementResponse;
-use stellar_results::LatencyRow;
+use stellar_results::{ErrorKind, LatencyRow};
 
 use super::RunClock;
 use super::client::{Exchange, RequestFailure};
@@ -59,11 +59,13 @@ pub(super) fn build(s: Sent<'_>, outcome: Result<Exchange, RequestFailure>) -> L
         cold_label: None,
         cold_source: String::new(),
         cold_kind: String::new(),
+        retry_after_s: None,
+        segment: 0,
     };
     let exchange = match outcome {
         Ok(x) => x,
         Err(failure) => {
-            row.error_kind = failure.kind().to_owned();
+            row.error_kind = failure.kind().as_str().to_owned();
             row.error = truncate(&failure.to_string());
             return row;
         }
@@ -80,7 +82,13 @@ pub(super) fn build(s: Sent<'_>, outcome: Result<Exchange, RequestFailure>) -> L
         row.instance_id = id.to_owned();
     }
     if exchange.status != 200 {
-        row.error_kind = "http-status".into();
+        let kind = if is_throttling(&exchange) {
+            row.retry_after_s = header(&exchange, "retry-after").and_then(retry_after_seconds);
+            ErrorKind::Throttled
+        } else {
+            ErrorKind::HttpStatus
+        };
+        row.error_kind = kind.as_str().to_owned();
         row.error = truncate(&format!(
             "HTTP {}: {}",
             exchange.status,
@@ -98,12 +106,49 @@ pub(super) fn build(s: Sent<'_>, outcome: Result<Exchange, RequestFailure>) -> L
                 row.invocations_on_instance = Some(reply.invocations_on_instance);
             }
             Err(e) => {
-                row.error_kind = "bad-response".into();
+                row.error_kind = ErrorKind::BadResponse.as_str().to_owned();
                 row.error = truncate(&format!("reply is not measurement-function JSON: {e}"));
             }
         }
     }
     row
+}
+
+/// Error codes with which providers refuse a request for rate or concurrency limits when they
+/// answer 503 rather than 429 (AWS `x-amzn-ErrorType`, Alibaba FC and Google error bodies).
+const THROTTLING_CODES: [&str; 5] = [
+    "TooManyRequestsException",
+    "ThrottlingException",
+    "ResourceThrottled",
+    "ResourceExhausted",
+    "RESOURCE_EXHAUSTED",
+];
+
+/// HTTP 429, or a 503 whose `x-amzn-ErrorType` header or body names a throttling code.
+fn is_throttling(x: &Exchange) -> bool {
+    match x.status {
+        429 => true,
+        503 => {
+            let error_type = header(x, "x-amzn-errortype").unwrap_or_default();
+            let body = String::from_utf8_lossy(&x.body);
+            THROTTLING_CODES
+                .iter()
+                .any(|code| error_type.starts_with(code) || body.contains(code))
+        }
+        _ => false,
+    }
+}
+
+/// `Retry-After` in seconds: delay-seconds, or an HTTP date taken relative to now (a clock
+/// reading of this machine, so only as right as its clock).
+fn retry_after_seconds(value: &str) -> Option<f64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds as f64);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let now = std::time::SystemTime::now();
+    Some(at.duration_since(now).map_or(0.0, |d| d.as_secs_f64()))
 }
 
 fn header<'a>(x: &'a Exchange, name: &str) -> Option<&'a str> {
@@ -120,4 +165,88 @@ fn truncate(s: &str) -> String {
         cut -= 1;
     }
     format!("{}…", &s[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn reply(status: u16, headers: &[(&'static str, &str)], body: &str) -> LatencyRow {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, value.parse().unwrap());
+        }
+        let exchange = Exchange {
+            connect: None,
+            to_headers: Duration::from_millis(5),
+            after_connect_to_headers: Duration::from_millis(5),
+            to_end: Duration::from_millis(6),
+            status,
+            headers: map,
+            body: bytes::Bytes::copy_from_slice(body.as_bytes()),
+            body_len: body.len() as u64,
+        };
+        let burst = PlannedBurst {
+            burst_id: 0,
+            endpoint: 0,
+            round: 0,
+            size: 1,
+            offset_ms: 0.0,
+            spin_ms: 0.0,
+            increment_limit: None,
+        };
+        let clock = RunClock::start_now();
+        build(
+            Sent {
+                slug: "s",
+                burst: &burst,
+                request_index: 0,
+                host: "h",
+                planned_ms: 0.0,
+                sent: Instant::now(),
+                clock: &clock,
+                expect_measurement: true,
+            },
+            Ok(exchange),
+        )
+    }
+
+    #[test]
+    fn throttling_is_its_own_kind_with_retry_after() {
+        let row = reply(429, &[("retry-after", "7")], "Rate Exceeded.");
+        assert_eq!(row.error_kind, "throttled");
+        assert_eq!(row.retry_after_s, Some(7.0));
+        assert_eq!(row.http_status, Some(429));
+        // A date in the past counts as "now".
+        let row = reply(429, &[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")], "");
+        assert_eq!(row.retry_after_s, Some(0.0));
+        let row = reply(429, &[("retry-after", "soon")], "");
+        assert_eq!(
+            (row.error_kind.as_str(), row.retry_after_s),
+            ("throttled", None)
+        );
+    }
+
+    #[test]
+    fn a_503_is_throttling_only_when_it_says_so() {
+        let lambda = reply(
+            503,
+            &[(
+                "x-amzn-errortype",
+                "TooManyRequestsException:http://internal",
+            )],
+            "",
+        );
+        assert_eq!(lambda.error_kind, "throttled");
+        let fc = reply(503, &[], r#"{"Code":"ResourceThrottled","Message":"..."}"#);
+        assert_eq!(fc.error_kind, "throttled");
+        let plain = reply(503, &[("retry-after", "3")], "Service Unavailable");
+        assert_eq!(plain.error_kind, "http-status");
+        assert_eq!(plain.retry_after_s, None);
+        assert_eq!(
+            reply(500, &[], "ResourceThrottled").error_kind,
+            "http-status"
+        );
+    }
 }

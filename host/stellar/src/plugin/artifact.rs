@@ -6,12 +6,15 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::bindings::ArtifactKind;
+
 /// Largest chunk one `read` call may return, whatever the guest asks for.
 pub(crate) const MAX_READ_CHUNK: u32 = 4 << 20;
 
 /// An artifact file opened for streaming into a plugin.
 #[derive(Debug)]
 pub struct ArtifactHandle {
+    kind: ArtifactKind,
     path: PathBuf,
     file_name: String,
     size: u64,
@@ -21,7 +24,7 @@ pub struct ArtifactHandle {
 
 impl ArtifactHandle {
     /// Opens `path`, hashing it once so the plugin can send the digest before the bytes.
-    pub fn open(path: &Path) -> std::io::Result<Self> {
+    pub fn open(path: &Path, kind: ArtifactKind) -> std::io::Result<Self> {
         let mut file = fs_err::File::open(path)?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -40,12 +43,17 @@ impl ArtifactHandle {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "artifact".to_owned());
         Ok(Self {
+            kind,
             path: path.to_owned(),
             file_name,
             size,
             sha256: hex::encode(hasher.finalize()),
             file,
         })
+    }
+
+    pub fn kind(&self) -> ArtifactKind {
+        self.kind
     }
 
     pub fn size(&self) -> u64 {
@@ -94,7 +102,7 @@ mod tests {
         let path = dir.path().join("a.bin");
         let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
         fs_err::write(&path, &data).unwrap();
-        let mut a = ArtifactHandle::open(&path).unwrap();
+        let mut a = ArtifactHandle::open(&path, ArtifactKind::NativeBinary).unwrap();
         assert_eq!(a.size(), 10_000);
         assert_eq!(a.sha256(), hex::encode(Sha256::digest(&data)));
         let mut back = Vec::new();

@@ -22,5 +22,6 @@ pub(crate) use generated::stellar::provider::types::{
     Arch, FunctionSpec, Host as TypesHost, HostArtifact,
 };
 pub use generated::stellar::provider::types::{
-    ArtifactKind, ColdStartScope, Endpoint, Protocol, ProviderError, ProviderInfo,
+    ArtifactKind, ColdStartScope, Credential, CredentialKind, Endpoint, OptionDecl, OptionType,
+    Protocol, ProviderError, ProviderInfo,
 };

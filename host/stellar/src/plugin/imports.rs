@@ -3,22 +3,18 @@
 use wasmtime::component::Resource;
 
 use super::artifact::ArtifactHandle;
-use super::bindings::{HostArtifact, TypesHost, host_log};
+use super::bindings::{ArtifactKind, HostArtifact, TypesHost, host_log};
+use super::budget::{LogDecision, shown};
 use super::sandbox::PluginState;
 
-/// Longest plugin log message kept; longer ones are cut so a plugin cannot flood the log.
-const MAX_LOG_MESSAGE: usize = 4096;
-
 impl host_log::Host for PluginState {
+    /// Each message is cut to 4 KiB; past the plugin's per-run cap messages are dropped and
+    /// counted (one line says so when the cap is reached, one more at the end of the run).
     fn log(&mut self, level: host_log::Level, message: String) -> wasmtime::Result<()> {
-        let mut message = message;
-        if message.len() > MAX_LOG_MESSAGE {
-            let mut cut = MAX_LOG_MESSAGE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" [truncated]");
+        let message = shown(&message);
+        let decision = self.log_budget.admit(message.len());
+        if decision == LogDecision::Drop {
+            return Ok(());
         }
         let plugin = self.plugin.as_str();
         match level {
@@ -34,6 +30,11 @@ impl host_log::Host for PluginState {
                 tracing::error!(target: "stellar::plugin", plugin, "{message}")
             }
         }
+        if decision == LogDecision::WriteThenCapReached {
+            tracing::warn!(target: "stellar::plugin", plugin,
+                "the plugin reached its log cap of {} bytes; its further messages are dropped",
+                self.log_budget.cap());
+        }
         Ok(())
     }
 }
@@ -41,6 +42,10 @@ impl host_log::Host for PluginState {
 impl TypesHost for PluginState {}
 
 impl HostArtifact for PluginState {
+    fn kind(&mut self, this: Resource<ArtifactHandle>) -> wasmtime::Result<ArtifactKind> {
+        Ok(self.table.get(&this)?.kind())
+    }
+
     fn size(&mut self, this: Resource<ArtifactHandle>) -> wasmtime::Result<u64> {
         Ok(self.table.get(&this)?.size())
     }

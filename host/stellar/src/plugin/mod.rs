@@ -1,15 +1,21 @@
 //! The plugin host: loads provider adapters (wasm components implementing
-//! `stellar:provider/provider@0.1.0`) into a wasmtime sandbox and calls them.
+//! `stellar:provider/provider@0.2.0`) into a wasmtime sandbox and calls them.
 //!
-//! Each call runs with a wall-clock deadline (epoch interruption lets a spinning guest yield,
-//! a tokio timeout drops it), under a memory cap, with outgoing HTTP limited to the hosts the
-//! plugin declared. A plugin that traps or times out is poisoned: later calls fail fast instead
-//! of re-entering a broken instance. Timed benchmark requests never go through a plugin.
+//! Each call runs with a wall-clock deadline (a few seconds for `describe` and `configure`,
+//! long enough for a cloud deploy otherwise) and a guest-CPU budget (time in guest code only,
+//! enforced on epoch ticks, see [`budget`]), under a memory cap, with outgoing HTTP limited to the
+//! hosts the plugin declared and its log volume capped. Whatever it returns is checked: its
+//! declaration at load ([`declaration`]), its endpoints' strings here. A plugin that traps or
+//! times out is poisoned: later calls fail fast instead of re-entering a broken instance.
+//! Timed benchmark requests never go through a plugin.
 
 mod artifact;
 mod bindings;
+pub mod budget;
 mod cache;
+pub mod declaration;
 mod imports;
+pub mod installed;
 mod sandbox;
 
 use std::path::{Path, PathBuf};
@@ -20,22 +26,42 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
 
 pub use artifact::ArtifactHandle;
-pub use bindings::{ArtifactKind, ColdStartScope, Endpoint, Protocol, ProviderError, ProviderInfo};
+pub use bindings::{
+    ArtifactKind, ColdStartScope, Credential, CredentialKind, Endpoint, OptionDecl, OptionType,
+    Protocol, ProviderError, ProviderInfo,
+};
 pub use cache::LoadPath;
 
 use bindings::{Adapter, AdapterPre};
+use budget::{CpuBudgetExceeded, CpuMeter, LogBudget, shown};
 use sandbox::{HostPolicy, PluginState};
 
-/// How often the engine's epoch advances; the granularity of call deadlines.
+/// How often the engine's epoch advances; the granularity of deadlines and CPU metering.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The export every adapter of this contract version provides.
+const PROVIDER_EXPORT: &str = "stellar:provider/provider@0.2.0";
+/// Longest endpoint URL an adapter may return.
+const MAX_URL: usize = 2048;
+/// Longest endpoint id, meta key or meta value an adapter may return.
+const MAX_ENDPOINT_FIELD: usize = 1024;
+/// Most meta entries per endpoint, and most endpoints per `list-apis`.
+const MAX_ENDPOINT_ITEMS: usize = 10_000;
 
 /// Resource limits applied to every plugin store.
 #[derive(Debug, Clone)]
 pub struct SandboxLimits {
     /// Largest linear memory a plugin may grow to.
     pub memory_bytes: usize,
-    /// Wall-clock deadline of one call (describe, deploy, ...).
+    /// Wall-clock deadline of `list-apis`, `deploy-function`, `update-function` and
+    /// `remove-function`.
     pub call_timeout: Duration,
+    /// Wall-clock deadline of `describe` and `configure` (no network, just declarations).
+    pub setup_timeout: Duration,
+    /// Guest CPU time one call may use, whatever its wall-clock deadline.
+    pub cpu_budget: Duration,
+    /// Bytes of `host-log` messages one plugin may write over a run.
+    pub log_bytes: usize,
 }
 
 impl Default for SandboxLimits {
@@ -45,6 +71,10 @@ impl Default for SandboxLimits {
             // A cloud deploy waits for the function to become active (the aws adapter polls
             // for up to its `wait-timeout-s`, 300 s by default, after role-propagation retries).
             call_timeout: Duration::from_secs(900),
+            setup_timeout: Duration::from_secs(5),
+            // Hashing and base64-encoding a 50 MB zip takes well under a second of guest CPU.
+            cpu_budget: Duration::from_secs(10),
+            log_bytes: 1 << 20,
         }
     }
 }
@@ -58,11 +88,29 @@ pub enum PluginError {
         source: std::io::Error,
     },
     #[error(
-        "plugin {source_label} could not be loaded: {reason}\n(a provider plugin must be a wasm component exporting stellar:provider/provider@0.1.0; rebuild it against this stellar's wit/)"
+        "plugin {source_label} could not be loaded: {reason}\n(a provider plugin must be a wasm component exporting stellar:provider/provider@0.2.0; rebuild it against this stellar's wit/)"
     )]
     Load {
         source_label: String,
         reason: String,
+    },
+    #[error(
+        "plugin {source_label} was built for the plugin contract {found}; this stellar loads \
+         stellar:provider@0.2.0 adapters only (0.2.0 added declared credentials, endpoint \
+         hosts, artifact kinds and typed options; rebuild the adapter against this stellar's \
+         wit/provider.wit)"
+    )]
+    OldContract { source_label: String, found: String },
+    #[error("plugin {source_label} declares itself wrongly: {reason}")]
+    BadDeclaration {
+        source_label: String,
+        reason: String,
+    },
+    #[error("plugin `{plugin}`: {call} returned {problem}")]
+    BadReply {
+        plugin: String,
+        call: &'static str,
+        problem: String,
     },
     #[error("plugin `{plugin}`: {call} failed: {error}")]
     Provider {
@@ -91,6 +139,15 @@ pub enum PluginError {
         plugin: String,
         call: &'static str,
         after: Duration,
+    },
+    #[error(
+        "plugin `{plugin}`: {call} used more than {budget:?} of CPU time; the plugin was stopped \
+         (raise the budget with --plugin-cpu-budget if the adapter really needs more)"
+    )]
+    CpuBudget {
+        plugin: String,
+        call: &'static str,
+        budget: Duration,
     },
     #[error("plugin `{plugin}` is unusable after an earlier crash or timeout; start a new run")]
     Poisoned { plugin: String },
@@ -134,7 +191,7 @@ impl std::fmt::Display for ProviderErrorDisplay {
             ProviderError::Transient(m) => ("transient error", m),
             ProviderError::Other(m) => ("error", m),
         };
-        write!(f, "{kind}: {msg}")
+        write!(f, "{kind}: {}", shown(msg))
     }
 }
 
@@ -151,7 +208,8 @@ pub enum PluginSource {
 }
 
 impl PluginSource {
-    fn label(&self) -> String {
+    /// How messages name it: `` `aws` (embedded) `` or the file's path.
+    pub fn label(&self) -> String {
         match self {
             PluginSource::Embedded { name, .. } => format!("`{name}` (embedded)"),
             PluginSource::File(p) => p.display().to_string(),
@@ -239,6 +297,7 @@ impl PluginRuntime {
             .cache
             .load(&self.engine, wasm)
             .map_err(|e| load_err(format!("{e:#}")))?;
+        check_contract_version(&self.engine, &component, &label)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -247,17 +306,20 @@ impl PluginRuntime {
         let load_time = started.elapsed();
 
         // Describe in a throwaway instance that may not reach any host.
-        let mut probe = PluginInstance::create(self, &pre, "(loading)", &[]).await?;
+        let log_budget = LogBudget::new(&label, self.limits.log_bytes);
+        let mut probe = PluginInstance::create(self, &pre, &label, &[], log_budget.clone()).await?;
         let info = probe.describe().await?;
-        if info.name.is_empty() {
-            return Err(load_err("describe() returned an empty name".into()));
-        }
+        declaration::validate(&info).map_err(|e| PluginError::BadDeclaration {
+            source_label: label.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(LoadedPlugin {
             source,
             pre,
             info,
             load_time,
             load_path: path,
+            log_budget,
         })
     }
 
@@ -270,8 +332,50 @@ impl PluginRuntime {
     ) -> Result<PluginInstance, PluginError> {
         let mut hosts = plugin.info.allowed_hosts.clone();
         hosts.extend(extra_hosts.iter().cloned());
-        PluginInstance::create(self, &plugin.pre, &plugin.info.name, &hosts).await
+        PluginInstance::create(
+            self,
+            &plugin.pre,
+            &plugin.info.name,
+            &hosts,
+            plugin.log_budget.clone(),
+        )
+        .await
     }
+}
+
+/// Refuses a component that is not a 0.2.0 adapter before linking it, naming the contract
+/// version it was built for when it is an older stellar adapter.
+fn check_contract_version(
+    engine: &Engine,
+    component: &Component,
+    label: &str,
+) -> Result<(), PluginError> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
+    if exports.iter().any(|n| n == PROVIDER_EXPORT) {
+        return Ok(());
+    }
+    if let Some(old) = exports
+        .iter()
+        .find(|n| n.starts_with("stellar:provider/provider@"))
+    {
+        let version = old.rsplit('@').next().unwrap_or(old);
+        return Err(PluginError::OldContract {
+            source_label: label.to_owned(),
+            found: format!("stellar:provider@{}", shown(version)),
+        });
+    }
+    Err(PluginError::Load {
+        source_label: label.to_owned(),
+        reason: format!(
+            "it does not export {PROVIDER_EXPORT} (its exports: {})",
+            shown(&if exports.is_empty() {
+                "none".to_owned()
+            } else {
+                exports.join(", ")
+            })
+        ),
+    })
 }
 
 impl Drop for PluginRuntime {
@@ -291,6 +395,13 @@ pub struct LoadedPlugin {
     info: ProviderInfo,
     load_time: Duration,
     load_path: LoadPath,
+    log_budget: LogBudget,
+}
+
+impl Drop for LoadedPlugin {
+    fn drop(&mut self) {
+        self.log_budget.report_dropped();
+    }
 }
 
 impl LoadedPlugin {
@@ -299,6 +410,10 @@ impl LoadedPlugin {
     }
     pub fn source(&self) -> &PluginSource {
         &self.source
+    }
+    /// Whether it was built from this repository (and gets its declared credentials).
+    pub fn is_first_party(&self) -> bool {
+        matches!(self.source, PluginSource::Embedded { .. })
     }
     /// Time to compile or deserialise and pre-link the component.
     pub fn load_time(&self) -> Duration {
@@ -320,7 +435,8 @@ pub struct DeployRequest {
     pub tags: Vec<(String, String)>,
     pub instance_concurrency: u32,
     pub options: Vec<(String, String)>,
-    pub artifact: Option<PathBuf>,
+    /// The built artifact and its kind (`None` for adapters that declare `none`).
+    pub artifact: Option<(PathBuf, ArtifactKind)>,
 }
 
 /// One live plugin instance with its own store; calls are serialised.
@@ -329,6 +445,7 @@ pub struct PluginInstance {
     store: Store<PluginState>,
     adapter: Option<Adapter>,
     call_timeout: Duration,
+    setup_timeout: Duration,
     allowed: Vec<String>,
 }
 
@@ -338,16 +455,40 @@ impl PluginInstance {
         pre: &AdapterPre<PluginState>,
         name: &str,
         allowed_hosts: &[String],
+        log_budget: LogBudget,
     ) -> Result<Self, PluginError> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(runtime.limits.memory_bytes)
             .trap_on_grow_failure(true)
             .instances(64)
             .build();
-        let state = PluginState::new(name, HostPolicy::new(name, allowed_hosts), limits);
+        let state = PluginState::new(
+            name,
+            HostPolicy::new(name, allowed_hosts),
+            limits,
+            CpuMeter::new(runtime.limits.cpu_budget),
+            log_budget,
+        );
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_async_yield_and_update(1);
+        // Guest time is the time between entering guest code and leaving it for the host; on
+        // every epoch tick running guest code checks it against the budget, then yields to
+        // tokio so the wall-clock deadline can fire too.
+        store.call_hook(|mut ctx, hook| {
+            let now = Instant::now();
+            let cpu = &mut ctx.data_mut().cpu;
+            if hook.entering_host() {
+                cpu.leave_guest(now);
+            } else {
+                cpu.enter_guest(now);
+            }
+            Ok(())
+        });
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            ctx.data_mut().cpu.on_tick(Instant::now())?;
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        });
         let adapter = pre
             .instantiate_async(&mut store)
             .await
@@ -362,6 +503,7 @@ impl PluginInstance {
             store,
             adapter: Some(adapter),
             call_timeout: runtime.limits.call_timeout,
+            setup_timeout: runtime.limits.setup_timeout,
             allowed: allowed_hosts.to_vec(),
         })
     }
@@ -386,7 +528,16 @@ impl PluginInstance {
         };
         let denied = self.store.data().denied_log();
         let before = denied.lock().map(|d| d.len()).unwrap_or(0);
-        let outcome = tokio::time::timeout(self.call_timeout, f(&adapter, &mut self.store)).await;
+        let deadline = match call {
+            "describe" | "configure" => self.setup_timeout,
+            _ => self.call_timeout,
+        };
+        self.store.data_mut().cpu.start_call();
+        self.store.set_epoch_deadline(1);
+        let outcome = tokio::time::timeout(deadline, f(&adapter, &mut self.store)).await;
+        tracing::debug!(target: "stellar::plugin", plugin = %self.name, call,
+            cpu_ms = self.store.data().cpu.charged(Instant::now()).as_secs_f64() * 1e3,
+            "plugin call finished");
         let refused: Option<String> = denied
             .lock()
             .ok()
@@ -395,14 +546,21 @@ impl PluginInstance {
             Err(_) => Err(PluginError::Timeout {
                 plugin: self.name.clone(),
                 call,
-                after: self.call_timeout,
+                after: deadline,
             }),
+            Ok(Err(trap)) if trap.downcast_ref::<CpuBudgetExceeded>().is_some() => {
+                Err(PluginError::CpuBudget {
+                    plugin: self.name.clone(),
+                    call,
+                    budget: self.store.data().cpu.budget(),
+                })
+            }
             Ok(Err(trap)) => {
                 let tail = self.store.data().stderr_tail();
                 Err(PluginError::Trap {
                     plugin: self.name.clone(),
                     call,
-                    message: format!("{trap:#}"),
+                    message: shown(&format!("{trap:#}")),
                     stderr: if tail.is_empty() {
                         String::new()
                     } else {
@@ -441,31 +599,103 @@ impl PluginInstance {
         .await
     }
 
-    pub async fn configure(&mut self, settings: &[(String, String)]) -> Result<(), PluginError> {
+    /// Hands the adapter its settings and the credentials granted to it.
+    pub async fn configure(
+        &mut self,
+        settings: &[(String, String)],
+        credentials: &[Credential],
+    ) -> Result<(), PluginError> {
         let settings = settings.to_vec();
+        let credentials = credentials.to_vec();
         self.call("configure", async move |a, s| {
             a.stellar_provider_provider()
-                .call_configure(s, &settings)
+                .call_configure(s, &settings, &credentials)
                 .await
         })
         .await
     }
 
     pub async fn list_apis(&mut self) -> Result<Vec<Endpoint>, PluginError> {
-        self.call("list-apis", async |a, s| {
-            a.stellar_provider_provider().call_list_apis(s).await
-        })
-        .await
+        let endpoints = self
+            .call("list-apis", async |a, s| {
+                a.stellar_provider_provider().call_list_apis(s).await
+            })
+            .await?;
+        if endpoints.len() > MAX_ENDPOINT_ITEMS {
+            return Err(self.bad_reply(
+                "list-apis",
+                format!(
+                    "{} endpoints (at most {MAX_ENDPOINT_ITEMS})",
+                    endpoints.len()
+                ),
+            ));
+        }
+        for endpoint in &endpoints {
+            self.check_endpoint("list-apis", endpoint)?;
+        }
+        Ok(endpoints)
     }
 
     pub async fn deploy_function(&mut self, req: &DeployRequest) -> Result<Endpoint, PluginError> {
         let spec = self.spec(req)?;
-        self.call("deploy-function", async move |a, s| {
-            a.stellar_provider_provider()
-                .call_deploy_function(s, &spec)
-                .await
-        })
-        .await
+        let endpoint = self
+            .call("deploy-function", async move |a, s| {
+                a.stellar_provider_provider()
+                    .call_deploy_function(s, &spec)
+                    .await
+            })
+            .await?;
+        self.check_endpoint("deploy-function", &endpoint)?;
+        Ok(endpoint)
+    }
+
+    fn bad_reply(&self, call: &'static str, problem: String) -> PluginError {
+        PluginError::BadReply {
+            plugin: self.name.clone(),
+            call,
+            problem,
+        }
+    }
+
+    /// Bounds every string of an endpoint the adapter returned.
+    fn check_endpoint(&self, call: &'static str, endpoint: &Endpoint) -> Result<(), PluginError> {
+        let too_long = |what: &str, value: &str, max: usize| {
+            (value.len() > max).then(|| {
+                self.bad_reply(
+                    call,
+                    format!(
+                        "an endpoint {what} of {} bytes (at most {max}): {}",
+                        value.len(),
+                        budget::cut(value, 200)
+                    ),
+                )
+            })
+        };
+        if let Some(e) = too_long("url", &endpoint.url, MAX_URL)
+            .or_else(|| too_long("id", &endpoint.id, MAX_ENDPOINT_FIELD))
+        {
+            return Err(e);
+        }
+        if endpoint.id.is_empty() || endpoint.id.chars().any(char::is_control) {
+            return Err(self.bad_reply(call, format!("the endpoint id {:?}", endpoint.id)));
+        }
+        if endpoint.meta.len() > MAX_ENDPOINT_ITEMS {
+            return Err(self.bad_reply(
+                call,
+                format!(
+                    "{} meta entries (at most {MAX_ENDPOINT_ITEMS})",
+                    endpoint.meta.len()
+                ),
+            ));
+        }
+        for (key, value) in &endpoint.meta {
+            if let Some(e) = too_long("meta key", key, MAX_ENDPOINT_FIELD)
+                .or_else(|| too_long("meta value", value, MAX_ENDPOINT_FIELD))
+            {
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     pub async fn update_function(
@@ -475,12 +705,15 @@ impl PluginInstance {
     ) -> Result<Endpoint, PluginError> {
         let spec = self.spec(req)?;
         let id = id.to_owned();
-        self.call("update-function", async move |a, s| {
-            a.stellar_provider_provider()
-                .call_update_function(s, &id, &spec)
-                .await
-        })
-        .await
+        let endpoint = self
+            .call("update-function", async move |a, s| {
+                a.stellar_provider_provider()
+                    .call_update_function(s, &id, &spec)
+                    .await
+            })
+            .await?;
+        self.check_endpoint("update-function", &endpoint)?;
+        Ok(endpoint)
     }
 
     pub async fn remove_function(&mut self, id: &str) -> Result<(), PluginError> {
@@ -496,7 +729,7 @@ impl PluginInstance {
     fn spec(&mut self, req: &DeployRequest) -> Result<bindings::FunctionSpec, PluginError> {
         let artifact = match &req.artifact {
             None => None,
-            Some(path) => Some(self.open_artifact(path)?),
+            Some((path, kind)) => Some(self.open_artifact(path, *kind)?),
         };
         Ok(bindings::FunctionSpec {
             name: req.name.clone(),
@@ -518,8 +751,9 @@ impl PluginInstance {
     fn open_artifact(
         &mut self,
         path: &Path,
+        kind: ArtifactKind,
     ) -> Result<wasmtime::component::Resource<ArtifactHandle>, PluginError> {
-        let handle = ArtifactHandle::open(path).map_err(|e| PluginError::Artifact {
+        let handle = ArtifactHandle::open(path, kind).map_err(|e| PluginError::Artifact {
             plugin: self.name.clone(),
             path: path.to_owned(),
             source: e,

@@ -1,23 +1,27 @@
 //! Provisioning: turns a plan into endpoints the driver can hit, and takes them down again.
 //!
 //! For a named provider the adapter plugin deploys one function per sub-experiment and
-//! parallelism index; every creation is journaled before it happens. For STeLLAR's external
-//! mode (a URL as provider) nothing is deployed. For `local` the embedded runtime is started
+//! parallelism index; every creation is journaled before it happens, and every endpoint it
+//! returns must be on a host it declared (or one the user configured) before the driver may
+//! send it a single request. For STeLLAR's external mode (a URL as provider) nothing is
+//! deployed. When the adapter's companion is the embedded local runtime, it is started
 //! in-process first, and its instance records are collected before teardown as ground truth.
 
 pub mod adapter;
-pub mod artifact;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use stellar_config::{Architecture, Plan, ProviderKind};
 use stellar_local::{InstanceRecord, LocalRuntime};
 
 use crate::drive::Target;
+use crate::embedded::Companion;
 use crate::journal::{Journal, JournalEvent};
+use crate::package::FunctionArtifacts;
+use crate::plugin::declaration::endpoint_allowed;
 use crate::plugin::{DeployRequest, LoadedPlugin, PluginInstance, PluginRuntime};
-use artifact::FunctionArtifacts;
+pub use adapter::AdapterOptions;
 
 /// A deployed (or external) endpoint of one sub-experiment.
 #[derive(Debug, Clone)]
@@ -37,15 +41,10 @@ pub struct Provisioned {
     plugin: Option<PluginInstance>,
     local: Option<LocalRuntime>,
     journal: Option<Journal>,
-    work_dir: Option<PathBuf>,
+    /// The run's scratch directory (artifacts, the local runtime's files); removed when
+    /// dropped, also when provisioning fails before anything is deployed.
+    work_dir: Option<tempfile::TempDir>,
     _runtime: Option<PluginRuntime>,
-}
-
-/// Options that come from the command line rather than the experiment file.
-#[derive(Debug, Clone, Default)]
-pub struct ProvisionOptions {
-    /// A third-party adapter to use instead of the embedded one.
-    pub plugin_file: Option<PathBuf>,
 }
 
 impl Provisioned {
@@ -53,7 +52,7 @@ impl Provisioned {
         plan: &Plan,
         run_id: &str,
         run_dir: &Path,
-        options: &ProvisionOptions,
+        options: &AdapterOptions,
     ) -> anyhow::Result<Self> {
         match &plan.provider {
             ProviderKind::External { url } => {
@@ -93,17 +92,23 @@ impl Provisioned {
         provider: &str,
         run_id: &str,
         run_dir: &Path,
-        options: &ProvisionOptions,
+        options: &AdapterOptions,
     ) -> anyhow::Result<Self> {
-        // Per-run working directory for the local runtime and the function artifacts.
-        let work_dir = std::env::temp_dir().join(format!("stellar-{run_id}"));
-        fs_err::create_dir_all(&work_dir)?;
+        // Per-run scratch directory for the local runtime and the function artifacts, inside
+        // the run directory so a killed run leaves nothing elsewhere (`--resume` and
+        // `cleanup` remove it: see [`remove_stale_work_dirs`]).
+        let work_dir = tempfile::Builder::new()
+            .prefix(WORK_DIR_PREFIX)
+            .tempdir_in(run_dir)
+            .context("creating the run's temporary directory")?;
         let adapter::OpenAdapter {
             runtime,
             plugin,
             mut instance,
+            companion,
             local,
-        } = adapter::open(plan, provider, options.plugin_file.as_ref(), &work_dir).await?;
+            extra_endpoint_hosts,
+        } = adapter::open(plan, provider, options, work_dir.path()).await?;
         let mut me = Self {
             endpoints: Vec::new(),
             measurement_function: true,
@@ -111,26 +116,33 @@ impl Provisioned {
             plugin: None,
             local,
             journal: None,
-            work_dir: Some(work_dir.clone()),
+            work_dir: None,
             _runtime: None,
         };
         let result = async {
-            let artifacts = FunctionArtifacts::prepare(plan, plugin.info().artifact, &work_dir)?;
+            let artifacts =
+                FunctionArtifacts::prepare(plan, &plugin.info().artifacts, work_dir.path())?;
+            me.measurement_function = artifacts.is_measurement_function();
             let mut journal = Journal::create(&run_dir.join("resources.jsonl"))?;
             let endpoints = deploy_all(
                 plan,
-                &plugin,
+                &Deployer {
+                    plugin: &plugin,
+                    companion,
+                    extra_endpoint_hosts: &extra_endpoint_hosts,
+                    artifacts: &artifacts,
+                    provider,
+                    run_id,
+                },
                 &mut instance,
                 &mut journal,
-                run_id,
-                &artifacts,
-                provider,
             )
             .await;
             me.journal = Some(journal);
             endpoints
         }
         .await;
+        me.work_dir = Some(work_dir);
         me.plugin = Some(instance);
         me._runtime = Some(runtime);
         match result {
@@ -143,6 +155,13 @@ impl Provisioned {
                 Err(e)
             }
         }
+    }
+
+    /// Extra query parameters for every timed request: the fault-injection knobs of a test
+    /// (`Stellar.Local.FaultQuery`), only when the functions run in the embedded local runtime.
+    pub fn fault_query<'p>(&self, plan: &'p Plan) -> Option<&'p str> {
+        self.local.as_ref()?;
+        plan.settings.local.fault_query.as_deref()
     }
 
     /// Every instance the local runtime started for `function` (ground truth), if local.
@@ -182,57 +201,159 @@ impl Provisioned {
             local.shutdown().await;
         }
         if let Some(dir) = self.work_dir.take()
-            && let Err(e) = fs_err::remove_dir_all(&dir)
+            && let Err(e) = dir.close()
         {
             tracing::debug!(error = %e, "could not remove the run's work directory");
         }
     }
 }
 
+/// Name prefix of the scratch directory a run keeps inside its run directory while it runs.
+pub const WORK_DIR_PREFIX: &str = ".work-";
+
+/// Removes scratch directories a killed run left in `run_dir`; returns how many.
+pub fn remove_stale_work_dirs(run_dir: &Path) -> anyhow::Result<usize> {
+    let mut removed = 0;
+    for entry in fs_err::read_dir(run_dir)? {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(WORK_DIR_PREFIX)
+            && entry.file_type()?.is_dir()
+        {
+            fs_err::remove_dir_all(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// What deploying needs beside the plan and the adapter instance.
+struct Deployer<'a> {
+    plugin: &'a LoadedPlugin,
+    companion: Companion,
+    extra_endpoint_hosts: &'a [String],
+    artifacts: &'a FunctionArtifacts,
+    provider: &'a str,
+    run_id: &'a str,
+}
+
+impl Deployer<'_> {
+    /// The endpoint as a driver target, if the adapter may send timed requests there.
+    fn target(&self, url: &str) -> anyhow::Result<Target> {
+        let name = &self.plugin.info().name;
+        let target = Target::parse(url)
+            .map_err(|e| anyhow::anyhow!("plugin `{name}` returned a bad endpoint: {e}"))?;
+        if !endpoint_allowed(
+            self.plugin.info(),
+            self.extra_endpoint_hosts,
+            target.host(),
+            Some(target.port()),
+        ) {
+            let declared = &self.plugin.info().endpoint_hosts;
+            anyhow::bail!(
+                "plugin `{name}` ({}) returned the endpoint {}, whose host is not among the \
+                 endpoint hosts it declared ({}) nor an endpoint URL set in \
+                 Stellar.ProviderSettings; no request was sent to it",
+                self.plugin.source().label(),
+                crate::plugin::budget::cut(url, 200),
+                if declared.is_empty() {
+                    "none".to_owned()
+                } else {
+                    declared.join(", ")
+                }
+            );
+        }
+        Ok(target)
+    }
+}
+
+/// The name stellar gives the function of sub-experiment `sub`, parallelism index `par`:
+/// `st-<run id>-<NN>-<PP>` (short: provider name limits; recognisable by [`run_id_of`]).
+pub fn function_name(run_id: &str, sub: usize, par: u32) -> String {
+    format!("st-{run_id}-{sub:02}-{par:02}")
+}
+
+/// The run id in a name [`function_name`] made (`st-` + 6 lower-case hex + `-NN-PP`, at least
+/// two digits each), else `None`: how `stellar cleanup --provider` tells stellar's functions
+/// from everyone else's.
+pub fn run_id_of(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix("st-")?;
+    let mut parts = rest.split('-');
+    let (run_id, sub, par) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |s: &str| s.len() >= 2 && s.bytes().all(|b| b.is_ascii_digit());
+    let hex = run_id.len() == 6
+        && run_id
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    (parts.next().is_none() && hex && digits(sub) && digits(par)).then_some(run_id)
+}
+
+/// The environment of deployed functions. Fault injection (tests only) is switched on for the
+/// embedded local runtime's functions alone, never for a cloud deployment.
+fn function_env(
+    provider: &str,
+    companion: Companion,
+    local: &stellar_config::LocalSettings,
+) -> Vec<(String, String)> {
+    let mut env = vec![("STELLAR_PROVIDER".into(), provider.to_owned())];
+    if companion == Companion::LocalRuntime && local.faults_enabled() {
+        env.push((stellar_measure::fault::ENABLE_ENV.into(), "1".into()));
+        if let Some(ms) = local.fault_ready_delay_ms {
+            env.push((
+                stellar_measure::fault::READY_DELAY_ENV.into(),
+                ms.to_string(),
+            ));
+        }
+    }
+    env
+}
+
 async fn deploy_all(
     plan: &Plan,
-    plugin: &LoadedPlugin,
+    deployer: &Deployer<'_>,
     instance: &mut PluginInstance,
     journal: &mut Journal,
-    run_id: &str,
-    artifacts: &FunctionArtifacts,
-    provider: &str,
 ) -> anyhow::Result<Vec<Vec<DeployedEndpoint>>> {
     let local = &plan.settings.local;
+    let provider = deployer.provider;
     let mut all = Vec::new();
     for (position, sub) in plan.sub_experiments.iter().enumerate() {
         let mut endpoints = Vec::new();
         for par in 0..sub.parallelism {
-            let name = format!("st-{run_id}-{:02}-{par:02}", sub.index);
+            let name = function_name(deployer.run_id, sub.index, par);
+            let (instance_concurrency, options) = match deployer.companion {
+                Companion::LocalRuntime => (
+                    local.instance_concurrency,
+                    vec![
+                        ("keep-alive-ms".into(), local.keep_alive_ms.to_string()),
+                        ("max-instances".into(), local.max_instances.to_string()),
+                    ],
+                ),
+                Companion::None => (0, Vec::new()),
+            };
             let request = DeployRequest {
                 name: name.clone(),
                 memory_mb: u32::try_from(sub.function_memory_mb).unwrap_or(u32::MAX),
                 timeout_s: u32::try_from(plan.settings.request_timeout_ms.div_ceil(1000))
                     .unwrap_or(u32::MAX),
                 arm64: plan.settings.architecture == Architecture::Arm64,
-                env: vec![("STELLAR_PROVIDER".into(), provider.to_owned())],
+                env: function_env(provider, deployer.companion, local),
                 tags: vec![
-                    ("stellar-run".into(), run_id.to_owned()),
+                    ("stellar-run".into(), deployer.run_id.to_owned()),
                     ("stellar-sub-experiment".into(), sub.slug.clone()),
                 ],
-                instance_concurrency: if provider == "local" {
-                    local.instance_concurrency
-                } else {
-                    0
-                },
-                options: if provider == "local" {
-                    vec![
-                        ("keep-alive-ms".into(), local.keep_alive_ms.to_string()),
-                        ("max-instances".into(), local.max_instances.to_string()),
-                    ]
-                } else {
-                    Vec::new()
-                },
-                artifact: Some(artifacts.for_sub_experiment(position).to_owned()),
+                instance_concurrency,
+                options,
+                artifact: deployer.artifacts.for_sub_experiment(position),
             };
             journal.record(JournalEvent::Creating, provider, &name, None, None)?;
             let endpoint = instance.deploy_function(&request).await.with_context(|| {
-                format!("deploying `{name}` with plugin `{}`", plugin.info().name)
+                format!(
+                    "deploying `{name}` with plugin `{}`",
+                    deployer.plugin.info().name
+                )
             })?;
             journal.record(
                 JournalEvent::Created,
@@ -241,12 +362,7 @@ async fn deploy_all(
                 Some(&endpoint.url),
                 None,
             )?;
-            let target = Target::parse(&endpoint.url).map_err(|e| {
-                anyhow::anyhow!(
-                    "plugin `{}` returned a bad endpoint: {e}",
-                    plugin.info().name
-                )
-            })?;
+            let target = deployer.target(&endpoint.url)?;
             endpoints.push(DeployedEndpoint {
                 function: Some(endpoint.id),
                 url: endpoint.url,

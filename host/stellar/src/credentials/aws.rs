@@ -1,40 +1,11 @@
-//! Cloud credentials, read by the host and handed to the one adapter they belong to.
-//!
-//! Adapters run sandboxed with no environment and no filesystem, so they cannot find
-//! credentials themselves, and must not: a third-party adapter for one cloud never sees
-//! another cloud's keys. The host reads them from the places each cloud's own tools read them
-//! (for AWS: the standard environment variables, then the shared credentials file with
-//! profiles) and passes them as `configure` settings to the first-party adapter only. They are
-//! never logged and never written to the results (the plan refuses them in the experiment
-//! file).
+//! AWS credentials where the AWS CLI and SDKs find them: the standard environment variables,
+//! then a profile of the shared credentials file; and the default region the same way.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Where a credential lookup reads from: the environment and the home directory. A seam for
-/// tests; [`CredentialSources::from_process`] is the real thing.
-#[derive(Clone, Default)]
-pub struct CredentialSources {
-    pub env: BTreeMap<String, String>,
-    pub home: Option<PathBuf>,
-}
-
-impl CredentialSources {
-    /// The process environment and `$HOME`.
-    pub fn from_process() -> Self {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
-        let home = env.get("HOME").map(PathBuf::from);
-        Self { env, home }
-    }
-
-    fn var(&self, name: &str) -> Option<&str> {
-        self.env
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.trim().is_empty())
-    }
-}
+use super::{CredentialSources, CredentialsError, read_optional};
 
 /// AWS access keys. `Debug` never shows the secret or the token.
 #[derive(Clone, PartialEq, Eq)]
@@ -58,26 +29,6 @@ impl fmt::Debug for AwsCredentials {
             .field("origin", &self.origin)
             .finish()
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialsError {
-    #[error(
-        "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE \
-         with a profile in {file} (searched: {searched})"
-    )]
-    AwsMissing { file: String, searched: String },
-    #[error("AWS profile `{profile}` in {file} lacks `{key}`")]
-    AwsIncompleteProfile {
-        profile: String,
-        file: String,
-        key: &'static str,
-    },
-    #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 impl AwsCredentials {
@@ -138,8 +89,8 @@ impl AwsCredentials {
         })
     }
 
-    /// The adapter settings that carry these credentials.
-    pub fn into_settings(self) -> Vec<(String, String)> {
+    /// The values of the `aws` credential (plus `region` when the caller found one).
+    pub fn into_values(self) -> Vec<(String, String)> {
         let mut settings = vec![
             ("access-key-id".to_owned(), self.access_key_id),
             ("secret-access-key".to_owned(), self.secret_access_key),
@@ -196,17 +147,6 @@ fn display(path: Option<&Path>) -> String {
         || "~/.aws/credentials (no HOME)".to_owned(),
         |p| p.display().to_string(),
     )
-}
-
-fn read_optional(path: &Path) -> Result<Option<String>, CredentialsError> {
-    match fs_err::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CredentialsError::Read {
-            path: path.to_owned(),
-            source,
-        }),
-    }
 }
 
 /// The INI dialect of the AWS shared files: `[section]`, `key = value`, `#`/`;` comments.
@@ -334,7 +274,7 @@ aws_access_key_id = AKIDBROKEN
         };
         let shown = format!("{creds:?}");
         assert!(!shown.contains("very-secret") && !shown.contains("session-secret"));
-        assert_eq!(creds.into_settings().len(), 3);
+        assert_eq!(creds.into_values().len(), 3);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Packaging the measurement function for AWS Lambda: build `bootstrap`, zip it, pad the zip.
+//! Artifact kind `lambda-zip`: build the Lambda `bootstrap`, zip it, pad the zip.
 //!
 //! AWS runs a `provided.al2023` function from a zip with an executable named `bootstrap` at its
 //! root (Unix mode 0755). [`build_bootstrap`] builds the `stellar-measure-lambda` bin with
@@ -10,6 +10,9 @@
 //!
 //! Everything here runs on the host before provisioning; the plugin only uploads the bytes.
 
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, bail};
 use rand::{RngCore as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest as _, Sha256};
@@ -18,6 +21,7 @@ use std::fmt;
 use std::io::{Cursor, Read as _, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use stellar_config::{Architecture, Plan, SubExperimentPlan};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
@@ -213,6 +217,24 @@ pub enum PackageError {
 /// build without zig, [`PackageError::BuildFailed`] with the build's output,
 /// [`PackageError::BootstrapMissing`] if the binary is not where cargo-lambda puts it.
 pub fn build_bootstrap(b: &LambdaBuild) -> Result<PathBuf, PackageError> {
+    build_bin(b, BIN, LAMBDA_FEATURE_ARGS)
+}
+
+/// Features of the Lambda entry point: only it, the HTTP server stays out of the package.
+const LAMBDA_FEATURE_ARGS: &[&str] = &["--no-default-features", "--features", "lambda"];
+
+/// Builds `bin` of [`PACKAGE`] (with `feature_args`) for `b.arch` the way
+/// [`build_bootstrap`] does: cargo-lambda with zig when available (glibc <= 2.30, any
+/// architecture), else plain cargo for the native architecture. Other packagers (e.g. the
+/// Azure custom handler) reuse it for their Linux executable.
+///
+/// # Errors
+/// As [`build_bootstrap`].
+pub fn build_bin(
+    b: &LambdaBuild,
+    bin: &str,
+    feature_args: &[&str],
+) -> Result<PathBuf, PackageError> {
     check_cargo_lambda()?;
     let use_zig = zig_available();
     if !use_zig && !b.arch.is_native() {
@@ -221,29 +243,28 @@ pub fn build_bootstrap(b: &LambdaBuild) -> Result<PathBuf, PackageError> {
             host: std::env::consts::ARCH,
         });
     }
-    run_build(b, use_zig)
+    run_build(b, bin, feature_args, use_zig)
 }
 
 /// The arguments after `cargo` for a build of `b` (zig or plain cargo as the compiler).
 #[must_use]
 pub fn build_args(b: &LambdaBuild, use_zig: bool) -> Vec<OsString> {
-    let mut args: Vec<OsString> = [
-        "lambda",
-        "build",
-        "--release",
-        "-p",
-        PACKAGE,
-        "--bin",
-        BIN,
-        // Only the Lambda entry point: the HTTP server stays out of the package.
-        "--no-default-features",
-        "--features",
-        "lambda",
-        b.arch.cargo_lambda_flag(),
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
+    bin_build_args(b, BIN, LAMBDA_FEATURE_ARGS, use_zig)
+}
+
+/// The arguments after `cargo` for a build of `bin` with `feature_args`.
+fn bin_build_args(
+    b: &LambdaBuild,
+    bin: &str,
+    feature_args: &[&str],
+    use_zig: bool,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["lambda", "build", "--release", "-p", PACKAGE, "--bin", bin]
+        .into_iter()
+        .chain(feature_args.iter().copied())
+        .chain([b.arch.cargo_lambda_flag()])
+        .map(OsString::from)
+        .collect();
     if !use_zig {
         args.extend(["--compiler", "cargo"].map(OsString::from));
     }
@@ -253,8 +274,13 @@ pub fn build_args(b: &LambdaBuild, use_zig: bool) -> Vec<OsString> {
 }
 
 /// Runs the build with the compiler chosen (no tool checks).
-fn run_build(b: &LambdaBuild, use_zig: bool) -> Result<PathBuf, PackageError> {
-    let args = build_args(b, use_zig);
+fn run_build(
+    b: &LambdaBuild,
+    bin: &str,
+    feature_args: &[&str],
+    use_zig: bool,
+) -> Result<PathBuf, PackageError> {
+    let args = bin_build_args(b, bin, feature_args, use_zig);
     let command = format!(
         "CARGO_TARGET_DIR={} cargo {}",
         b.target_dir.display(),
@@ -263,7 +289,7 @@ fn run_build(b: &LambdaBuild, use_zig: bool) -> Result<PathBuf, PackageError> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    tracing::info!(%command, dir = %b.source_dir.display(), "building the Lambda bootstrap");
+    tracing::info!(%command, dir = %b.source_dir.display(), "building a Linux executable with cargo-lambda");
     let output = Command::new("cargo")
         .args(&args)
         .current_dir(&b.source_dir)
@@ -282,7 +308,7 @@ fn run_build(b: &LambdaBuild, use_zig: bool) -> Result<PathBuf, PackageError> {
             output: tail_lines(&String::from_utf8_lossy(&output.stderr), 40),
         });
     }
-    let path = b.bootstrap_path();
+    let path = b.lambda_dir().join(bin).join(BOOTSTRAP);
     if path.is_file() {
         Ok(path)
     } else {
@@ -358,20 +384,58 @@ pub fn lambda_zip(
         path: bootstrap.to_owned(),
         source,
     })?;
+    let entries = [ZipEntry {
+        name: BOOTSTRAP,
+        bytes: &binary,
+        mode: BOOTSTRAP_MODE,
+    }];
+    padded_zip_file(&entries, out, pad_to_bytes, seed)
+}
+
+/// One file of a zip [`padded_zip_file`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct ZipEntry<'a> {
+    /// Path inside the zip, `/`-separated.
+    pub name: &'a str,
+    pub bytes: &'a [u8],
+    /// Unix mode (0o755 for executables).
+    pub mode: u32,
+}
+
+/// Zips `entries` (deflate, in order, 1980-01-01 timestamps, their Unix modes) into `out`
+/// (parent directories are created) and pads it with [`FILLER`] to `pad_to_bytes` exactly as
+/// [`lambda_zip`] does. Shared by every zip-based artifact kind.
+///
+/// # Errors
+/// [`PackageError::Io`] naming the file that could not be written, [`PackageError::Zip`],
+/// [`PackageError::PadTooLarge`].
+pub fn padded_zip_file(
+    entries: &[ZipEntry<'_>],
+    out: &Path,
+    pad_to_bytes: Option<u64>,
+    seed: u64,
+) -> Result<PackagedArtifact, PackageError> {
+    if let Some(requested) = pad_to_bytes.filter(|&p| p > MAX_PAD_BYTES) {
+        return Err(PackageError::PadTooLarge { requested });
+    }
     let zip_err = |source| PackageError::Zip {
         path: out.to_owned(),
         source,
     };
 
-    // The plain zip, in memory: bootstrap compressed once.
+    // The plain zip, in memory: every entry compressed once.
     let mut plain = ZipWriter::new(Cursor::new(Vec::new()));
-    plain
-        .start_file(
-            BOOTSTRAP,
-            entry_options(CompressionMethod::Deflated, BOOTSTRAP_MODE),
-        )
-        .map_err(zip_err)?;
-    plain.write_all(&binary).map_err(|e| zip_err(e.into()))?;
+    for entry in entries {
+        plain
+            .start_file(
+                entry.name,
+                entry_options(CompressionMethod::Deflated, entry.mode),
+            )
+            .map_err(zip_err)?;
+        plain
+            .write_all(entry.bytes)
+            .map_err(|e| zip_err(e.into()))?;
+    }
     let plain = plain.finish().map_err(zip_err)?.into_inner();
     let plain_len = plain.len() as u64;
 
@@ -465,6 +529,110 @@ fn digest(path: &Path) -> Result<PackagedArtifact, PackageError> {
         size,
         sha256: hex::encode(hasher.finalize()),
     })
+}
+
+/// One zip per sub-experiment of `plan` (shared between equal `FunctionImageSizeMB`), from
+/// `Stellar.FunctionBinary` when given, else built from this checkout.
+pub fn for_plan(plan: &Plan, work_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let bootstrap = match &plan.settings.function_binary {
+        Some(path) => {
+            if !path.is_file() {
+                bail!(
+                    "Stellar.FunctionBinary: {} is not a file (expected the Lambda `bootstrap` \
+                     executable, e.g. from `stellar build --provider aws`)",
+                    path.display()
+                );
+            }
+            path.clone()
+        }
+        None => build_for_arch(plan.settings.architecture)?,
+    };
+    per_image_size(
+        plan,
+        work_dir,
+        "bootstrap",
+        "the Lambda function",
+        |out, pad| {
+            lambda_zip(&bootstrap, out, pad, plan.seed)
+                .with_context(|| format!("packaging {}", bootstrap.display()))
+        },
+    )
+}
+
+/// One package per sub-experiment of `plan`, made by `make(out, pad_to_bytes)` once per
+/// distinct `FunctionImageSizeMB` as `<work_dir>/<stem>-<pad bytes>.zip` and shared between
+/// the sub-experiments asking for that size. `what` names the package in the log.
+pub fn per_image_size(
+    plan: &Plan,
+    work_dir: &Path,
+    stem: &str,
+    what: &str,
+    mut make: impl FnMut(&Path, Option<u64>) -> anyhow::Result<PackagedArtifact>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut by_size: BTreeMap<u64, PackagedArtifact> = BTreeMap::new();
+    let mut zips = Vec::new();
+    for sub in &plan.sub_experiments {
+        let pad = pad_bytes(sub);
+        let zip = match by_size.entry(pad.unwrap_or(0)) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let out = work_dir.join(format!("{stem}-{}.zip", e.key()));
+                let zip = make(&out, pad)?;
+                if let Some(pad) = pad
+                    && zip.size > pad + 1024
+                {
+                    tracing::warn!(
+                        sub_experiment = %sub.slug,
+                        requested_mb = sub.function_image_size_mb,
+                        actual_bytes = zip.size,
+                        "the function package is already larger than FunctionImageSizeMB"
+                    );
+                }
+                tracing::info!(path = %zip.path.display(), bytes = zip.size, sha256 = %zip.sha256,
+                    "packaged {what}");
+                e.insert(zip)
+            }
+        };
+        zips.push(zip.path.clone());
+    }
+    Ok(zips)
+}
+
+/// `FunctionImageSizeMB` in bytes, when the sub-experiment asks for padding.
+pub fn pad_bytes(sub: &SubExperimentPlan) -> Option<u64> {
+    let mb = sub.function_image_size_mb;
+    (mb.is_finite() && mb > 0.0).then(|| (mb * 1024.0 * 1024.0).round() as u64)
+}
+
+/// The checkout this binary was built from, which holds the measurement function's source.
+pub(crate) fn source_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Builds the Lambda `bootstrap` for `arch` from this checkout with cargo-lambda.
+pub fn build_for_arch(arch: Architecture) -> anyhow::Result<PathBuf> {
+    let source_dir = source_dir();
+    if !source_dir.join("measurement-fn/Cargo.toml").is_file() {
+        bail!(
+            "this stellar binary was moved away from its source checkout ({}), so it cannot build \
+             the Lambda function; build one with `stellar build` where the source is, and set \
+             Stellar.FunctionBinary to it",
+            source_dir.display()
+        );
+    }
+    let build = LambdaBuild {
+        arch: match arch {
+            Architecture::X86_64 => LambdaArch::X86_64,
+            Architecture::Arm64 => LambdaArch::Arm64,
+        },
+        target_dir: source_dir.join("target"),
+        source_dir,
+    };
+    tracing::info!(
+        arch = arch.as_str(),
+        "building the Lambda function with cargo-lambda"
+    );
+    Ok(build_bootstrap(&build)?)
 }
 
 #[cfg(test)]
