@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::record::LatencyRecord;
+#[cfg(test)]
 use crate::row::LatencyRow;
 
 /// Where a row's cold label came from.
@@ -94,17 +96,16 @@ pub struct SignalAgreement {
 /// Fills `Cold Label`, `Cold Source` and `Cold Kind` of every successful row (failed rows get
 /// empty values) and returns the agreement counts. `threshold_ms` is the latency rule's limit.
 /// Rows may be in any order; scale-out detection looks at send and receive times.
-pub fn label_rows(rows: &mut [LatencyRow], threshold_ms: f64) -> SignalAgreement {
+pub fn label_rows<R: LatencyRecord>(rows: &mut [R], threshold_ms: f64) -> SignalAgreement {
     let mut agreement = SignalAgreement::default();
     for row in rows.iter_mut() {
-        row.cold_label = None;
-        row.cold_source.clear();
-        row.cold_kind.clear();
+        row.set_cold_label(None, None);
+        row.set_cold_kind(None);
         let Some(latency) = row.ok_latency_ms() else {
             continue;
         };
         let by_threshold = latency >= threshold_ms;
-        let (label, source) = match (row.cold, row.provider_cold) {
+        let (label, source) = match (row.cold(), row.provider_cold()) {
             (Some(cold), _) => (cold, ColdSource::Function),
             (None, Some(cold)) => (cold, ColdSource::Provider),
             (None, None) => (by_threshold, ColdSource::Threshold),
@@ -114,49 +115,62 @@ pub fn label_rows(rows: &mut [LatencyRow], threshold_ms: f64) -> SignalAgreement
             ColdSource::Provider => agreement.from_provider += 1,
             ColdSource::Threshold => agreement.from_threshold += 1,
         }
-        if let (Some(function), Some(provider)) = (row.cold, row.provider_cold) {
+        if let (Some(function), Some(provider)) = (row.cold(), row.provider_cold()) {
             agreement.function_provider_compared += 1;
             agreement.function_provider_disagree += usize::from(function != provider);
         }
-        if let Some(function) = row.cold {
+        if let Some(function) = row.cold() {
             agreement.function_threshold_compared += 1;
             agreement.function_threshold_disagree += usize::from(function != by_threshold);
         }
-        row.cold_label = Some(label);
-        row.cold_source = source.as_str().to_owned();
+        row.set_cold_label(Some(label), Some(source));
     }
     classify_kinds(rows, &mut agreement);
     agreement
 }
 
 /// Marks each labelled cold start natural or scale-out (see the module docs).
-fn classify_kinds(rows: &mut [LatencyRow], agreement: &mut SignalAgreement) {
-    // Per (sub-experiment, endpoint): row indices in send order.
-    let mut streams: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
+fn classify_kinds<R: LatencyRecord>(rows: &mut [R], agreement: &mut SignalAgreement) {
+    // Per (sub-experiment, endpoint): row indices (u32 keeps a million rows in 4 MB) in send
+    // order.
+    let mut streams: BTreeMap<(&str, u32), Vec<u32>> = BTreeMap::new();
     for (i, row) in rows.iter().enumerate() {
         streams
-            .entry((row.sub_experiment.clone(), row.endpoint))
+            .entry((row.sub_experiment(), row.endpoint()))
             .or_default()
-            .push(i);
+            .push(i as u32);
     }
-    for indices in streams.values_mut() {
-        indices.sort_by(|&a, &b| rows[a].actual_send_ms.total_cmp(&rows[b].actual_send_ms));
-        // Bursts of this stream with a warm (successful, labelled warm) request.
-        let mut warm_bursts = std::collections::BTreeSet::new();
-        for &i in indices.iter() {
-            if rows[i].cold_label == Some(false) {
-                warm_bursts.insert(rows[i].burst_id);
-            }
-        }
+    let streams: Vec<Vec<u32>> = streams.into_values().collect();
+    for mut indices in streams {
+        indices.sort_by(|&a, &b| {
+            rows[a as usize]
+                .actual_send_ms()
+                .total_cmp(&rows[b as usize].actual_send_ms())
+        });
+        // Bursts of this stream with a cold request, and those of them that also had a warm
+        // (successful, labelled warm) one: only bursts with a cold start are kept.
+        let cold_bursts: std::collections::BTreeSet<u64> = indices
+            .iter()
+            .map(|&i| &rows[i as usize])
+            .filter(|r| r.cold_label() == Some(true))
+            .map(|r| r.burst_id())
+            .collect();
+        let warm_bursts: std::collections::BTreeSet<u64> = indices
+            .iter()
+            .map(|&i| &rows[i as usize])
+            .filter(|r| r.cold_label() == Some(false) && cold_bursts.contains(&r.burst_id()))
+            .map(|r| r.burst_id())
+            .collect();
         for (position, &i) in indices.iter().enumerate() {
-            if rows[i].cold_label != Some(true) {
+            let i = i as usize;
+            if rows[i].cold_label() != Some(true) {
                 continue;
             }
-            let sent = rows[i].actual_send_ms;
-            let burst = rows[i].burst_id;
+            let sent = rows[i].actual_send_ms();
+            let burst = rows[i].burst_id();
             let busy_before = indices[..position].iter().any(|&j| {
-                let earlier = &rows[j];
-                earlier.burst_id != burst && finished_at(earlier).is_none_or(|done| done > sent)
+                let earlier = &rows[j as usize];
+                earlier.burst_id() != burst && finished_at(earlier).is_none_or(|done| done > sent)
             });
             let kind = if warm_bursts.contains(&burst) || busy_before {
                 agreement.scale_out += 1;
@@ -165,14 +179,14 @@ fn classify_kinds(rows: &mut [LatencyRow], agreement: &mut SignalAgreement) {
                 agreement.natural += 1;
                 ColdKind::Natural
             };
-            rows[i].cold_kind = kind.as_str().to_owned();
+            rows[i].set_cold_kind(Some(kind));
         }
     }
 }
 
 /// When a request's response arrived, on the run's monotonic clock; `None` if it never did.
-fn finished_at(row: &LatencyRow) -> Option<f64> {
-    row.client_latency_ms.map(|l| row.actual_send_ms + l)
+fn finished_at(row: &impl LatencyRecord) -> Option<f64> {
+    row.client_latency_ms().map(|l| row.actual_send_ms() + l)
 }
 
 #[cfg(test)]

@@ -43,6 +43,16 @@ pub enum ResultsError {
         /// The header found in the file.
         found: String,
     },
+    /// A row's value does not fit what reading it needs (e.g. a burst id beyond 2³²−1).
+    #[error("{}, line {line}: {what}", path.display())]
+    Value {
+        /// The CSV file concerned.
+        path: PathBuf,
+        /// The 1-based line of the row.
+        line: u64,
+        /// What does not fit.
+        what: String,
+    },
     /// Drawing or saving a plot failed.
     #[error("cannot draw plot `{}`: {message}", path.display())]
     Plot {

@@ -28,7 +28,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::row::LatencyRow;
+use crate::record::LatencyRecord;
 use crate::stats::{quantile_sorted, sorted_finite};
 
 /// Why a fidelity check could not be run.
@@ -55,7 +55,7 @@ pub enum FidelityError {
     InvalidConfig(String),
 }
 
-/// One request's place in the schedule (a projection of a [`LatencyRow`]).
+/// One request's place in the schedule (a projection of a [`crate::LatencyRow`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SendRecord {
     /// Endpoint (stream) the request went to.
@@ -68,14 +68,32 @@ pub struct SendRecord {
     pub actual_ms: f64,
 }
 
-impl From<&LatencyRow> for SendRecord {
-    fn from(row: &LatencyRow) -> Self {
+impl<R: LatencyRecord> From<&R> for SendRecord {
+    fn from(row: &R) -> Self {
         Self {
-            endpoint: row.endpoint,
-            burst_id: row.burst_id,
-            planned_ms: row.planned_send_ms,
-            actual_ms: row.actual_send_ms,
+            endpoint: row.endpoint(),
+            burst_id: row.burst_id(),
+            planned_ms: row.planned_send_ms(),
+            actual_ms: row.actual_send_ms(),
         }
+    }
+}
+
+/// Something that has a place in the schedule: a [`SendRecord`], or any row.
+pub trait AsSendRecord {
+    /// The projection.
+    fn send_record(&self) -> SendRecord;
+}
+
+impl AsSendRecord for SendRecord {
+    fn send_record(&self) -> SendRecord {
+        *self
+    }
+}
+
+impl<R: LatencyRecord> AsSendRecord for R {
+    fn send_record(&self) -> SendRecord {
+        SendRecord::from(self)
     }
 }
 
@@ -274,19 +292,18 @@ impl FidelityReport {
 }
 
 /// [`check_fidelity`] over the rows of one sub-experiment.
-pub fn check_rows(
-    rows: &[LatencyRow],
+pub fn check_rows<R: LatencyRecord>(
+    rows: &[R],
     model: &IatModel,
     config: &FidelityConfig,
 ) -> Result<FidelityReport, FidelityError> {
-    let sends: Vec<SendRecord> = rows.iter().map(SendRecord::from).collect();
-    check_fidelity(&sends, model, config)
+    check_fidelity(rows, model, config)
 }
 
 /// Checks one sub-experiment's send times against its schedule and IAT model (see the module
 /// doc for what is checked).
-pub fn check_fidelity(
-    sends: &[SendRecord],
+pub fn check_fidelity<S: AsSendRecord>(
+    sends: &[S],
     model: &IatModel,
     config: &FidelityConfig,
 ) -> Result<FidelityReport, FidelityError> {
@@ -306,15 +323,27 @@ pub fn check_fidelity(
     if sends.is_empty() {
         return Err(FidelityError::NoRequests);
     }
-    if let Some(index) = sends
-        .iter()
-        .position(|s| !(s.planned_ms.is_finite() && s.actual_ms.is_finite()))
-    {
+    if let Some(index) = sends.iter().position(|s| {
+        let s = s.send_record();
+        !(s.planned_ms.is_finite() && s.actual_ms.is_finite())
+    }) {
         return Err(FidelityError::NonFinite { index });
     }
 
-    let lags: Vec<f64> = sends.iter().map(|s| s.actual_ms - s.planned_ms).collect();
-    let sorted = sorted_finite(&lags);
+    let mut lags: Vec<f64> = sends
+        .iter()
+        .map(|s| {
+            let s = s.send_record();
+            s.actual_ms - s.planned_ms
+        })
+        .collect();
+    let late_count = lags.iter().filter(|&&l| l > tol).count();
+    let early_count = lags.iter().filter(|&&l| l < -tol).count();
+    let lag_trend = lag_trend(sends, &lags);
+    // Sorted in place (the lags are all finite, checked above): one copy fewer of a
+    // million-request run.
+    lags.sort_unstable_by(f64::total_cmp);
+    let sorted = lags;
     let q = |p| quantile_sorted(&sorted, p).unwrap_or(f64::NAN);
     let send_lag = LagSummary {
         p50_ms: q(0.5),
@@ -322,9 +351,6 @@ pub fn check_fidelity(
         max_ms: q(1.0),
         min_ms: q(0.0),
     };
-    let late_count = lags.iter().filter(|&&l| l > tol).count();
-    let early_count = lags.iter().filter(|&&l| l < -tol).count();
-    let lag_trend = lag_trend(sends, &lags);
 
     let (gaps, deviations) = burst_gaps(sends, model);
     let gap_max_deviation_ms = deviations.iter().copied().reduce(f64::max);
@@ -404,21 +430,27 @@ pub fn check_fidelity(
 }
 
 /// Median lag of the first and last tenth of the requests in planned order (>= 10 requests).
-fn lag_trend(sends: &[SendRecord], lags: &[f64]) -> Option<LagTrend> {
+fn lag_trend<S: AsSendRecord>(sends: &[S], lags: &[f64]) -> Option<LagTrend> {
     let n = sends.len();
     if n < 10 {
         return None;
     }
-    let mut order: Vec<usize> = (0..n).collect();
+    let mut order: Vec<u32> = (0..n as u32).collect();
     order.sort_by(|&i, &j| {
-        let (a, b) = (&sends[i], &sends[j]);
+        let (a, b) = (
+            sends[i as usize].send_record(),
+            sends[j as usize].send_record(),
+        );
         a.planned_ms
             .total_cmp(&b.planned_ms)
             .then(a.actual_ms.total_cmp(&b.actual_ms))
     });
     let k = n.div_ceil(10);
-    let median = |idx: &[usize]| {
-        let v: Vec<f64> = idx.iter().filter_map(|&i| lags.get(i).copied()).collect();
+    let median = |idx: &[u32]| {
+        let v: Vec<f64> = idx
+            .iter()
+            .filter_map(|&i| lags.get(i as usize).copied())
+            .collect();
         quantile_sorted(&sorted_finite(&v), 0.5)
     };
     Some(LagTrend {
@@ -429,10 +461,11 @@ fn lag_trend(sends: &[SendRecord], lags: &[f64]) -> Option<LagTrend> {
 
 /// Realised gaps between consecutive bursts of each endpoint (pooled), and each gap's
 /// absolute deviation from the expected gap (configured, or planned for random models).
-fn burst_gaps(sends: &[SendRecord], model: &IatModel) -> (Vec<f64>, Vec<f64>) {
+fn burst_gaps<S: AsSendRecord>(sends: &[S], model: &IatModel) -> (Vec<f64>, Vec<f64>) {
     // (endpoint, burst) -> (planned release, actual release) = earliest send of the burst.
     let mut bursts: BTreeMap<(u32, u64), (f64, f64)> = BTreeMap::new();
     for s in sends {
+        let s = s.send_record();
         bursts
             .entry((s.endpoint, s.burst_id))
             .and_modify(|(p, a)| {
@@ -766,7 +799,7 @@ mod tests {
         let model = IatModel::Fixed { gap_ms: 1.0 };
         let cfg = FidelityConfig::default();
         assert_eq!(
-            check_fidelity(&[], &model, &cfg),
+            check_fidelity(&[] as &[SendRecord], &model, &cfg),
             Err(FidelityError::NoRequests)
         );
         let mut sends = schedule(1, 1, &[1.0; 3], |_| 0.0);

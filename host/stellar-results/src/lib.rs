@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`row`]: the [`LatencyRow`] schema of `latencies.csv` (STeLLAR's columns first).
 //! - [`writer`]: crash-safe streaming writer and the reader.
+//! - [`record`]: what analyses read of a row, and the 32-byte [`CompactRow`] a run is analysed from.
 //! - [`stats`]: [`Summary`] statistics with a documented percentile method; `statistics.csv`.
 //! - [`plot`]: `empirical_CDF.png` / `.svg`.
 //! - [`summary`]: [`SubExperimentSummary`] and the terminal table.
@@ -23,6 +24,7 @@ pub mod compare;
 pub mod error;
 pub mod fidelity;
 pub mod plot;
+pub mod record;
 pub mod report;
 pub mod row;
 pub mod segments;
@@ -32,10 +34,11 @@ pub mod uncertainty;
 pub mod writer;
 
 pub use error::{Result, ResultsError};
+pub use record::{CompactRow, CompactRows, LatencyRecord, read_compact};
 pub use row::{ErrorKind, LATENCY_HEADERS, LatencyRow};
 pub use stats::{STATISTICS_HEADERS, Summary};
 pub use summary::{SubExperimentSummary, render_table};
-pub use writer::{LatencyWriter, read_latencies};
+pub use writer::{LatencyWriter, for_each_latency, read_latencies};
 
 /// File name of the per-request CSV (the name Go STeLLAR used).
 pub const LATENCIES_CSV: &str = "latencies.csv";
@@ -50,14 +53,14 @@ pub const STATISTICS_CSV: &str = "statistics.csv";
 pub fn write_sub_experiment_outputs(
     dir: impl AsRef<Path>,
     title_line: &str,
-    rows: &[LatencyRow],
+    rows: &[impl LatencyRecord],
 ) -> Result<SubExperimentSummary> {
     let dir = dir.as_ref();
     fs_err::create_dir_all(dir).map_err(|e| ResultsError::io(dir, "create directory", e))?;
     stats::write_statistics(dir.join(STATISTICS_CSV), rows)?;
     let slug = rows
         .first()
-        .map(|r| r.sub_experiment.clone())
+        .map(|r| r.sub_experiment().to_owned())
         .filter(|s| !s.is_empty())
         .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_default();

@@ -11,40 +11,58 @@ use std::time::{Duration, SystemTime};
 
 use crate::LatencyRow;
 
-/// One sentence per resumed segment present in `rows`, in segment order; empty for a run that
-/// was never resumed. The gap is measured between the `Sent At` labels of the last request of
-/// the segment before and the first of this one: both are this machine's wall clock.
-pub fn segment_notes(rows: &[LatencyRow]) -> Vec<String> {
-    // Per segment: (requests, first send, last send), by wall-clock label.
-    let mut spans: BTreeMap<u32, (u64, Option<SystemTime>, Option<SystemTime>)> = BTreeMap::new();
-    for row in rows {
-        let entry = spans.entry(row.segment).or_insert((0, None, None));
+/// Per segment: how many requests, and the first and last `Sent At` (wall clock). Filled
+/// row by row, so a streaming reader needs no row kept ([`crate::record::read_compact`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SegmentSpans {
+    spans: BTreeMap<u32, (u64, Option<SystemTime>, Option<SystemTime>)>,
+}
+
+impl SegmentSpans {
+    /// Counts one row of `segment` sent at the `Sent At` label `sent_at`.
+    pub fn add(&mut self, segment: u32, sent_at: &str) {
+        let entry = self.spans.entry(segment).or_insert((0, None, None));
         entry.0 += 1;
-        if let Ok(at) = humantime::parse_rfc3339(&row.sent_at) {
+        if let Ok(at) = humantime::parse_rfc3339(sent_at) {
             entry.1 = Some(entry.1.map_or(at, |t| t.min(at)));
             entry.2 = Some(entry.2.map_or(at, |t| t.max(at)));
         }
     }
-    let mut notes = Vec::new();
-    let mut previous: Option<(u32, Option<SystemTime>)> = None;
-    for (&segment, &(count, first, last)) in &spans {
-        if let Some((before, before_last)) = previous {
-            let gap = match (before_last, first) {
-                (Some(a), Some(b)) => format!(
-                    ", {} after the last request of segment {before}",
-                    human(b.duration_since(a).unwrap_or(Duration::ZERO))
-                ),
-                _ => String::new(),
-            };
-            notes.push(format!(
-                "resumed: {count} requests were sent in segment {segment} (stellar run \
-                 --resume){gap}, by this machine's wall clock; no instance survives a resume, \
-                 so cold/warm state across the gap is not comparable"
-            ));
+
+    /// See [`segment_notes`].
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let mut previous: Option<(u32, Option<SystemTime>)> = None;
+        for (&segment, &(count, first, last)) in &self.spans {
+            if let Some((before, before_last)) = previous {
+                let gap = match (before_last, first) {
+                    (Some(a), Some(b)) => format!(
+                        ", {} after the last request of segment {before}",
+                        human(b.duration_since(a).unwrap_or(Duration::ZERO))
+                    ),
+                    _ => String::new(),
+                };
+                notes.push(format!(
+                    "resumed: {count} requests were sent in segment {segment} (stellar run \
+                     --resume){gap}, by this machine's wall clock; no instance survives a resume, \
+                     so cold/warm state across the gap is not comparable"
+                ));
+            }
+            previous = Some((segment, last));
         }
-        previous = Some((segment, last));
+        notes
     }
-    notes
+}
+
+/// One sentence per resumed segment present in `rows`, in segment order; empty for a run that
+/// was never resumed. The gap is measured between the `Sent At` labels of the last request of
+/// the segment before and the first of this one: both are this machine's wall clock.
+pub fn segment_notes(rows: &[LatencyRow]) -> Vec<String> {
+    let mut spans = SegmentSpans::default();
+    for row in rows {
+        spans.add(row.segment, &row.sent_at);
+    }
+    spans.notes()
 }
 
 fn human(d: Duration) -> String {

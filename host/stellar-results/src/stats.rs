@@ -18,7 +18,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::{Result, ResultsError};
-use crate::row::LatencyRow;
+use crate::record::LatencyRecord;
 
 /// The header of `statistics.csv`: STeLLAR's columns first, then ours.
 pub const STATISTICS_HEADERS: [&str; 11] = [
@@ -167,7 +167,7 @@ impl Subset {
 
     /// Whether `row` (assumed successful) belongs to this subset. Rows whose cold flag is
     /// unknown belong to `All` only.
-    pub fn contains(self, row: &LatencyRow) -> bool {
+    pub fn contains(self, row: &impl LatencyRecord) -> bool {
         match self {
             Self::All => true,
             Self::Cold => row.is_cold() == Some(true),
@@ -177,15 +177,15 @@ impl Subset {
 }
 
 /// Client latencies (ms) of the successful rows in `subset`.
-pub fn subset_latencies(rows: &[LatencyRow], subset: Subset) -> Vec<f64> {
+pub fn subset_latencies<R: LatencyRecord>(rows: &[R], subset: Subset) -> Vec<f64> {
     rows.iter()
-        .filter(|r| subset.contains(r))
-        .filter_map(LatencyRow::ok_latency_ms)
+        .filter(|r| subset.contains(*r))
+        .filter_map(R::ok_latency_ms)
         .collect()
 }
 
 /// Summary of the client latency of the successful rows in `subset`.
-pub fn subset_summary(rows: &[LatencyRow], subset: Subset) -> Summary {
+pub fn subset_summary<R: LatencyRecord>(rows: &[R], subset: Subset) -> Summary {
     Summary::from_samples(&subset_latencies(rows, subset))
 }
 
@@ -218,7 +218,7 @@ pub fn statistics_record(summary: &Summary, subset: &str) -> [String; 11] {
 
 /// Writes `statistics.csv` at `path` with rows `all`, `cold` and `warm`, computed from the
 /// successful rows. Returns the three summaries in that order.
-pub fn write_statistics(path: impl AsRef<Path>, rows: &[LatencyRow]) -> Result<[Summary; 3]> {
+pub fn write_statistics<R: LatencyRecord>(path: impl AsRef<Path>, rows: &[R]) -> Result<[Summary; 3]> {
     let path = path.as_ref();
     let summaries = Subset::ALL.map(|s| subset_summary(rows, s));
     let file = fs_err::File::create(path).map_err(|e| ResultsError::io(path, "create", e))?;
@@ -238,6 +238,7 @@ pub fn write_statistics(path: impl AsRef<Path>, rows: &[LatencyRow]) -> Result<[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::row::LatencyRow;
     use crate::row::tests::sample_row;
     use proptest::prelude::*;
 

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::record::LatencyRecord;
+#[cfg(test)]
 use crate::row::LatencyRow;
 use crate::stats::{Subset, Summary, subset_summary};
 
@@ -33,14 +35,16 @@ pub struct SubExperimentSummary {
 
 impl SubExperimentSummary {
     /// Summarises `rows` (all belonging to one sub-experiment).
-    pub fn from_rows(
+    pub fn from_rows<R: LatencyRecord>(
         slug: impl Into<String>,
         title: impl Into<String>,
-        rows: &[LatencyRow],
+        rows: &[R],
     ) -> Self {
         let mut errors_by_kind = BTreeMap::new();
         for row in rows.iter().filter(|r| !r.is_ok()) {
-            *errors_by_kind.entry(row.error_kind.clone()).or_insert(0) += 1;
+            *errors_by_kind
+                .entry(row.error_kind().to_owned())
+                .or_insert(0) += 1;
         }
         Self {
             slug: slug.into(),
@@ -162,7 +166,7 @@ mod tests {
         vec![
             SubExperimentSummary::from_rows("warm-cold-iat3s-burst1", "Warm and cold", &warm_cold),
             SubExperimentSummary::from_rows("all-failed", "Nothing worked", &failed),
-            SubExperimentSummary::from_rows("empty", "No rows", &[]),
+            SubExperimentSummary::from_rows::<LatencyRow>("empty", "No rows", &[]),
         ]
     }
 

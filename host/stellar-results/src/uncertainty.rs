@@ -30,7 +30,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Serialize, Serializer};
 
-use crate::row::LatencyRow;
+use crate::record::LatencyRecord;
 use crate::stats::{Subset, Summary, quantile_sorted, sorted_finite};
 
 /// A two-sided confidence interval.
@@ -301,21 +301,19 @@ pub enum Group {
 
 impl Group {
     /// Whether `row` (assumed successful) belongs to the group.
-    pub fn contains(self, row: &LatencyRow) -> bool {
+    pub fn contains(self, row: &impl LatencyRecord) -> bool {
         match self {
             Self::All => Subset::All.contains(row),
             Self::Cold => Subset::Cold.contains(row),
             Self::Warm => Subset::Warm.contains(row),
-            Self::BurstSize(size) => row.burst_size == size,
+            Self::BurstSize(size) => row.burst_size() == size,
         }
     }
 
     /// The groups of `rows`: all, cold, warm, then every burst size that occurs in `rows`
     /// (ascending).
-    pub fn of_rows(rows: &[LatencyRow]) -> Vec<Self> {
-        let mut sizes: Vec<u32> = rows.iter().map(|r| r.burst_size).collect();
-        sizes.sort_unstable();
-        sizes.dedup();
+    pub fn of_rows<R: LatencyRecord>(rows: &[R]) -> Vec<Self> {
+        let sizes: std::collections::BTreeSet<u32> = rows.iter().map(|r| r.burst_size()).collect();
         [Self::All, Self::Cold, Self::Warm]
             .into_iter()
             .chain(sizes.into_iter().map(Self::BurstSize))
@@ -323,10 +321,10 @@ impl Group {
     }
 
     /// Client latencies (ms) of the successful rows of the group.
-    pub fn latencies(self, rows: &[LatencyRow]) -> Vec<f64> {
+    pub fn latencies<R: LatencyRecord>(self, rows: &[R]) -> Vec<f64> {
         rows.iter()
-            .filter(|r| self.contains(r))
-            .filter_map(LatencyRow::ok_latency_ms)
+            .filter(|r| self.contains(*r))
+            .filter_map(R::ok_latency_ms)
             .collect()
     }
 
@@ -371,7 +369,7 @@ pub struct GroupStats {
 
 /// Statistics of every [`Group::of_rows`] group of `rows` (one sub-experiment), each with the
 /// default bootstrap seeded by [`Group::seed`]`(seed)`.
-pub fn grouped_latency_stats(rows: &[LatencyRow], seed: u64) -> Vec<GroupStats> {
+pub fn grouped_latency_stats<R: LatencyRecord>(rows: &[R], seed: u64) -> Vec<GroupStats> {
     Group::of_rows(rows)
         .into_iter()
         .map(|group| GroupStats {
@@ -470,6 +468,7 @@ impl<'a> SortedResampler<'a> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::row::LatencyRow;
     use crate::row::tests::sample_row;
     use crate::stats::quantile;
     use proptest::prelude::*;

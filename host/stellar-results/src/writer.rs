@@ -25,6 +25,8 @@ pub struct LatencyWriter {
     committed: u64,
     /// Shared with [`Counted`]: set after a failed write.
     failed: Arc<AtomicBool>,
+    /// Flush every row to the operating system (off only for [`Self::create_buffered`]).
+    flush_each_row: bool,
 }
 
 /// The file, counting the bytes that reached it; after a failed write it accepts nothing more
@@ -79,6 +81,17 @@ impl LatencyWriter {
             rows: 0,
             committed,
             failed,
+            flush_each_row: true,
+        })
+    }
+
+    /// Like [`Self::create`], but rows are buffered rather than flushed one by one: for
+    /// rewriting a finished file into a temporary one (a failure leaves that file incomplete,
+    /// so it must only replace the original after [`Self::finish`] succeeded).
+    pub fn create_buffered(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self {
+            flush_each_row: false,
+            ..Self::create(path)?
         })
     }
 
@@ -119,6 +132,7 @@ impl LatencyWriter {
                 rows: 0,
                 committed,
                 failed,
+                flush_each_row: true,
             },
             rows,
             torn,
@@ -140,9 +154,13 @@ impl LatencyWriter {
             .serialize(row)
             .map_err(|e| ResultsError::csv(&self.path, e))
             .and_then(|()| {
-                self.csv
-                    .flush()
-                    .map_err(|e| ResultsError::io(&self.path, "write", e))
+                if self.flush_each_row {
+                    self.csv
+                        .flush()
+                        .map_err(|e| ResultsError::io(&self.path, "write", e))
+                } else {
+                    Ok(())
+                }
             });
         if let Err(e) = written {
             self.cut_back();
@@ -213,6 +231,31 @@ pub fn read_latencies_tolerating_torn_tail(
 }
 
 fn read_rows(path: &Path, input: impl std::io::Read) -> Result<Vec<LatencyRow>> {
+    let mut rows = Vec::new();
+    each_row(path, input, |row| {
+        rows.push(row);
+        Ok(())
+    })?;
+    Ok(rows)
+}
+
+/// Calls `f` with every row of `path` (a `latencies.csv`, header as for [`read_latencies`])
+/// in file order, one at a time, so a file of any length is read in constant memory.
+/// Stops at the first error, from the file or from `f`.
+pub fn for_each_latency(
+    path: impl AsRef<Path>,
+    f: impl FnMut(LatencyRow) -> Result<()>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let file = fs_err::File::open(path).map_err(|e| ResultsError::io(path, "open", e))?;
+    each_row(path, std::io::BufReader::with_capacity(1 << 16, file), f)
+}
+
+fn each_row(
+    path: &Path,
+    input: impl std::io::Read,
+    mut f: impl FnMut(LatencyRow) -> Result<()>,
+) -> Result<()> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(input);
@@ -231,10 +274,17 @@ fn read_rows(path: &Path, input: impl std::io::Read) -> Result<Vec<LatencyRow>> 
             found: headers.iter().collect::<Vec<_>>().join(","),
         });
     }
-    reader
-        .deserialize()
-        .map(|row| row.map_err(|e| ResultsError::csv(path, e)))
-        .collect()
+    let mut record = csv::StringRecord::new();
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| ResultsError::csv(path, e))?
+    {
+        let row: LatencyRow = record
+            .deserialize(Some(&headers))
+            .map_err(|e| ResultsError::csv(path, e))?;
+        f(row)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ fn latencies_header_matches_golden() {
 #[test]
 fn statistics_header_matches_golden() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_sub_experiment_outputs(dir.path(), "t", &[]).expect("write");
+    write_sub_experiment_outputs(dir.path(), "t", &[] as &[LatencyRow]).expect("write");
     let expected = golden("statistics.header.csv");
     assert_eq!(format!("{}\n", STATISTICS_HEADERS.join(",")), expected);
     assert_eq!(

@@ -5,6 +5,11 @@
 //! It reads only what a run leaves on disk (`plan.json` and each `latencies.csv`), so `stellar
 //! report RUN_DIR` rebuilds exactly what `stellar run` wrote, and a run that crashed half-way
 //! can still be analysed.
+//!
+//! Memory stays small at any run length: `latencies.csv` is read in one streaming pass into
+//! 32-byte [`CompactRow`]s (all statistics use every sample, exactly), the labels are written
+//! back in a second streaming pass, and the plots draw an evenly spaced sample of at most
+//! [`PLOT_ROWS_MAX`] rows (their title says so).
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +21,7 @@ use stellar_results::fidelity::{FidelityConfig, FidelityReport, IatModel, check_
 use stellar_results::plot::{AllPlots, PlotInput, write_all_plots};
 use stellar_results::report::{PlotRef, ReportInput, Section, Table, write_report};
 use stellar_results::uncertainty::{GroupStats, PercentileEstimate, grouped_latency_stats};
-use stellar_results::{LatencyRow, LatencyWriter, SubExperimentSummary, read_latencies};
+use stellar_results::{CompactRow, LatencyWriter, SubExperimentSummary, for_each_latency};
 
 /// File name of the run's report.
 pub const REPORT_HTML: &str = "report.html";
@@ -50,27 +55,42 @@ pub struct RunAnalysis {
     pub sub_experiments: Vec<SubAnalysis>,
 }
 
-/// Labels, analyses and plots the rows of `sub`, writing into `dir`: `latencies.csv` is
-/// rewritten with the labels (atomically), plus `statistics.csv`, the plots and
-/// `analysis.json`.
+/// Most rows a plot draws; larger sub-experiments are plotted from every k-th row.
+pub const PLOT_ROWS_MAX: usize = 50_000;
+
+/// Labels, analyses and plots the rows of `sub` in `dir`'s `latencies.csv`, writing into
+/// `dir`: `latencies.csv` is rewritten with the labels (atomically), plus `statistics.csv`,
+/// the plots and `analysis.json`.
 pub fn analyse_sub_experiment(
     plan: &Plan,
     sub: &SubExperimentPlan,
     dir: &Path,
-    mut rows: Vec<LatencyRow>,
 ) -> anyhow::Result<SubAnalysis> {
+    let csv = dir.join(stellar_results::LATENCIES_CSV);
+    let compact = stellar_results::read_compact(&csv)?;
+    let mut rows = compact.rows;
     let threshold = sub.cold_threshold_ms as f64;
     let cold_labels = label_rows(&mut rows, threshold);
-    rewrite_latencies(&dir.join(stellar_results::LATENCIES_CSV), &rows)?;
+    rewrite_latencies(&csv, &rows)?;
 
     let title = sub_title(sub);
     let summary = stellar_results::write_sub_experiment_outputs(dir, &title, &rows)
         .with_context(|| format!("writing statistics of {}", sub.slug))?;
-    let plots = write_all_plots(dir, &PlotInput::new(&title, &rows))
-        .with_context(|| format!("drawing plots of {}", sub.slug))?;
+    let summary = SubExperimentSummary {
+        slug: if compact.sub_experiment.is_empty() {
+            summary.slug
+        } else {
+            compact.sub_experiment
+        },
+        ..summary
+    };
+    let plots = plot_sample(&title, &rows, |title, rows| {
+        write_all_plots(dir, &PlotInput::new(title, rows))
+    })
+    .with_context(|| format!("drawing plots of {}", sub.slug))?;
     let statistics = grouped_latency_stats(&rows, plan.seed);
 
-    let mut warnings = stellar_results::segments::segment_notes(&rows);
+    let mut warnings = compact.segments.notes();
     let fidelity = if rows.is_empty() {
         None
     } else {
@@ -117,8 +137,7 @@ pub fn analyse_run_dir(run_dir: &Path) -> anyhow::Result<RunAnalysis> {
             tracing::warn!(sub_experiment = %sub.slug, "no latencies.csv: the run did not reach it");
             continue;
         }
-        let rows = read_latencies(&csv)?;
-        subs.push(analyse_sub_experiment(&plan, sub, &dir, rows)?);
+        subs.push(analyse_sub_experiment(&plan, sub, &dir)?);
     }
     finish_run(&plan, run_dir, subs)
 }
@@ -167,14 +186,38 @@ pub fn sub_title(sub: &SubExperimentPlan) -> String {
     )
 }
 
-/// Replaces `path` with `rows`, via a temporary file and a rename, so the streamed original
-/// survives any failure here.
-fn rewrite_latencies(path: &Path, rows: &[LatencyRow]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("csv.tmp");
-    let mut writer = LatencyWriter::create(&tmp)?;
-    for row in rows {
-        writer.write(row)?;
+/// Calls `draw` with `rows`, or with every k-th of them when there are more than
+/// [`PLOT_ROWS_MAX`] (the title then gets a line saying so).
+fn plot_sample<T>(
+    title: &str,
+    rows: &[CompactRow],
+    draw: impl FnOnce(&str, &[CompactRow]) -> T,
+) -> T {
+    if rows.len() <= PLOT_ROWS_MAX {
+        return draw(title, rows);
     }
+    let step = rows.len().div_ceil(PLOT_ROWS_MAX);
+    let sample: Vec<CompactRow> = rows.iter().step_by(step).copied().collect();
+    let title = format!(
+        "{title}\nplotted: one row in {step} of {} requests (statistics use all)",
+        rows.len()
+    );
+    draw(&title, &sample)
+}
+
+/// Rewrites `path` with the cold labels of `labelled` (its rows, in file order), streaming it
+/// row by row into a temporary file and renaming that over it, so the streamed original
+/// survives any failure here.
+fn rewrite_latencies(path: &Path, labelled: &[CompactRow]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("csv.tmp");
+    let mut writer = LatencyWriter::create_buffered(&tmp)?;
+    let mut labels = labelled.iter();
+    for_each_latency(path, |mut row| {
+        if let Some(c) = labels.next() {
+            c.copy_labels_into(&mut row);
+        }
+        writer.write(&row)
+    })?;
     writer.finish()?;
     fs_err::rename(&tmp, path)?;
     Ok(())

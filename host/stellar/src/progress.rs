@@ -54,10 +54,15 @@ impl Progress {
     }
 }
 
+/// How many of the latest latencies the running median is taken over (memory stays flat).
+const RECENT: usize = 10_000;
+
 #[derive(Default)]
 struct State {
     errors: u64,
+    /// The latest [`RECENT`] latencies, as a ring (`next` is the oldest once it is full).
     latencies: Vec<f64>,
+    next: usize,
     /// The running median and when it was computed: refreshed at most every
     /// [`P50_REFRESH`], so a long run does not sort all its latencies on every row.
     p50: Option<(f64, Instant)>,
@@ -80,7 +85,12 @@ impl SubProgress {
             return;
         };
         match row.ok_latency_ms() {
-            Some(ms) => state.latencies.push(ms),
+            Some(ms) if state.latencies.len() < RECENT => state.latencies.push(ms),
+            Some(ms) => {
+                let at = state.next;
+                state.latencies[at] = ms;
+                state.next = (at + 1) % RECENT;
+            }
             None => state.errors += 1,
         }
         bar.inc(1);

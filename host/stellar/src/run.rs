@@ -89,8 +89,7 @@ pub async fn run(
     let run_id = run_id();
     let run_dir = create_run_dir(&plan, &args.experiment, &run_id)?;
     on_run_dir(&run_dir);
-    let plan_json = serde_json::to_string_pretty(&plan)?;
-    fs_err::write(run_dir.join("plan.json"), plan_json + "\n")?;
+    write_plan_json(&run_dir.join("plan.json"), &plan)?;
     RunManifest::start(&run_id, &args.experiment)?.write(&run_dir)?;
     for ignored in &plan.ignored {
         tracing::info!(field = %ignored.json_path, value = %ignored.value, reason = %ignored.reason,
@@ -333,15 +332,14 @@ struct SubRun<'a> {
 impl SubRun<'_> {
     async fn run(mut self) -> anyhow::Result<(SubAnalysis, DriveReport)> {
         fs_err::create_dir_all(&self.dir)?;
-        let (mut writer, earlier_rows, remaining): (_, _, Option<Remaining>) =
-            match self.resumed.take() {
-                Some(r) => (r.writer, r.rows, Some(r.remaining)),
-                None => (
-                    LatencyWriter::create(self.dir.join("latencies.csv"))?,
-                    Vec::new(),
-                    None,
-                ),
-            };
+        // Rows are not kept in memory: the analysis reads them back from the file.
+        let (mut writer, remaining): (_, Option<Remaining>) = match self.resumed.take() {
+            Some(r) => (r.writer, Some(r.remaining)),
+            None => (
+                LatencyWriter::create(self.dir.join("latencies.csv"))?,
+                None,
+            ),
+        };
         let bar = self.progress.add(self.sub);
         let (tx, mut rx) = mpsc::unbounded_channel::<LatencyRow>();
         let targets: Vec<_> = self.endpoints.iter().map(|e| e.target.clone()).collect();
@@ -355,35 +353,34 @@ impl SubRun<'_> {
             self.run_stop.clone(),
         );
         // The single consumer: append every row as it arrives, so a crash loses at most the
-        // requests in flight.
-        let sink = async {
-            let mut rows = earlier_rows;
-            while let Some(row) = rx.recv().await {
+        // requests in flight. It runs on a thread of its own, off the threads that send.
+        let run_stop = self.run_stop.clone();
+        let slug = self.sub.slug.clone();
+        let sink = tokio::task::spawn_blocking(move || {
+            while let Some(row) = rx.blocking_recv() {
                 if let Err(e) = writer.write(&row) {
                     // The results cannot be kept (disk full, file too large, unwritable): stop
                     // sending everywhere; in-flight requests finish and the functions are
                     // removed. The file keeps its complete rows.
-                    self.run_stop.stop();
+                    run_stop.stop();
                     return Err(anyhow::Error::from(e).context(format!(
                         "the results could not be written, so the run stopped sending after \
-                         {} rows of {}",
+                         {} rows of {slug}",
                         writer.rows_written(),
-                        self.sub.slug
                     )));
                 }
                 bar.record(&row);
-                rows.push(row);
             }
-            anyhow::Ok(rows)
-        };
-        let (report, rows) = tokio::join!(drive, sink);
-        let rows = rows?;
-        writer.finish()?;
+            writer.finish()?;
+            anyhow::Ok(bar)
+        });
+        let (report, written) = tokio::join!(drive, sink);
+        let bar = written.context("the row writer thread failed")??;
         bar.finish(&report);
 
         self.write_instance_records()?;
         let analysis =
-            crate::analysis::analyse_sub_experiment(self.plan, self.sub, &self.dir, rows)
+            crate::analysis::analyse_sub_experiment(self.plan, self.sub, &self.dir)
                 .with_context(|| format!("analysing {}", self.sub.slug))?;
         if let Some(why) = &report.stopped_early {
             tracing::warn!(sub_experiment = %self.sub.slug, sent = report.sent, planned = report.planned, "{why}");
@@ -413,6 +410,19 @@ impl SubRun<'_> {
         let segment = self.options.segment;
         crate::instances::write(&self.dir.join("instances.csv"), &records, segment > 0)
     }
+}
+
+/// Writes `plan` as pretty JSON, streamed (a plan of a million bursts is a large text).
+fn write_plan_json(path: &Path, plan: &Plan) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file = fs_err::File::create(path)?;
+    let mut out = std::io::BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut out, plan)
+        .with_context(|| format!("writing {}", path.display()))?;
+    out.write_all(b"\n")
+        .and_then(|()| out.flush())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 fn run_id() -> String {

@@ -18,6 +18,7 @@ use super::draw::{
 };
 use super::{NO_DATA_TEXT, PlotFiles, PlotInput, Temperature};
 use crate::error::Result;
+use crate::record::LatencyRecord;
 use crate::stats::quantile;
 
 /// File name of the plots without extension (the name Go STeLLAR used).
@@ -37,13 +38,13 @@ pub struct BurstPoint {
 }
 
 /// The points of the bursts plot: successful requests only, in row order.
-pub fn burst_points(input: &PlotInput<'_>) -> Vec<BurstPoint> {
+pub fn burst_points<R: LatencyRecord>(input: &PlotInput<'_, R>) -> Vec<BurstPoint> {
     input
         .rows
         .iter()
         .filter_map(|row| {
             row.ok_latency_ms().map(|latency_ms| BurstPoint {
-                burst: row.burst_id,
+                burst: row.burst_id(),
                 latency_ms,
                 temperature: input.temperature(row),
             })
@@ -66,9 +67,9 @@ fn burst_medians(points: &[BurstPoint]) -> Vec<(f64, f64)> {
 /// Draws `bursts_characterization.png` and `.svg` into `dir` (which must exist).
 ///
 /// With no successful request, the plots carry a notice and [`PlotFiles::note`] is set.
-pub fn write_bursts_characterization(
+pub fn write_bursts_characterization<R: LatencyRecord>(
     dir: impl AsRef<Path>,
-    input: &PlotInput<'_>,
+    input: &PlotInput<'_, R>,
 ) -> Result<PlotFiles> {
     let points = burst_points(input);
     let bursts = points
@@ -289,7 +290,7 @@ mod tests {
     fn empty_and_single_inputs_draw_without_panicking() {
         let dir = tempfile::tempdir().expect("tempdir");
         let files =
-            write_bursts_characterization(dir.path(), &PlotInput::new("t", &[])).expect("plot");
+            write_bursts_characterization(dir.path(), &PlotInput::<LatencyRow>::new("t", &[])).expect("plot");
         assert!(files.note.is_some());
         assert_svg(&files.svg, &[NO_DATA_TEXT, "0 successful requests"]);
         assert_png(&files.png);

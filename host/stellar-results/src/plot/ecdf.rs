@@ -19,6 +19,8 @@ use super::draw::{
 };
 use super::{NO_DATA_TEXT, PlotFiles, PlotInput, Temperature};
 use crate::error::Result;
+use crate::record::LatencyRecord;
+#[cfg(test)]
 use crate::row::LatencyRow;
 use crate::stats::{Subset, sorted_finite};
 
@@ -127,16 +129,16 @@ impl EcdfSeries {
 }
 
 /// [`ecdf_series_by`] with the reported `Cold` column as the rule.
-pub fn ecdf_series(rows: &[LatencyRow]) -> Vec<EcdfSeries> {
-    ecdf_series_by(rows, &super::reported_cold)
+pub fn ecdf_series<R: LatencyRecord>(rows: &[R]) -> Vec<EcdfSeries> {
+    ecdf_series_by(rows, &super::reported_cold::<R>)
 }
 
 /// The curves to draw for `rows` (successful requests only), with `cold` saying which were
 /// cold: `cold` and `warm` when the rule knows any row (each only if non-empty), plus `all`
 /// when it knows none or not all of them (so no request is left out of the picture).
-pub fn ecdf_series_by(
-    rows: &[LatencyRow],
-    cold: &dyn Fn(&LatencyRow) -> Option<bool>,
+pub fn ecdf_series_by<R: LatencyRecord>(
+    rows: &[R],
+    cold: &dyn Fn(&R) -> Option<bool>,
 ) -> Vec<EcdfSeries> {
     let mut samples: [Vec<f64>; 3] = Default::default();
     let mut unknown = 0usize;
@@ -189,10 +191,10 @@ fn x_scale(series: &[EcdfSeries]) -> Scale {
 /// Draws `empirical_CDF.png` and `empirical_CDF.svg` into `dir` (which must exist), using the
 /// reported `Cold` column. Kept for callers that have only a title and rows; see
 /// [`write_empirical_cdf`].
-pub fn write_ecdf_plots(
+pub fn write_ecdf_plots<R: LatencyRecord>(
     dir: impl AsRef<Path>,
     title_line: &str,
-    rows: &[LatencyRow],
+    rows: &[R],
 ) -> Result<PlotFiles> {
     write_empirical_cdf(dir, &PlotInput::new(title_line, rows))
 }
@@ -201,7 +203,10 @@ pub fn write_ecdf_plots(
 ///
 /// With no successful request, the plots say so instead of drawing curves, and
 /// [`PlotFiles::note`] is set.
-pub fn write_empirical_cdf(dir: impl AsRef<Path>, input: &PlotInput<'_>) -> Result<PlotFiles> {
+pub fn write_empirical_cdf<R: LatencyRecord>(
+    dir: impl AsRef<Path>,
+    input: &PlotInput<'_, R>,
+) -> Result<PlotFiles> {
     let series = ecdf_series_by(input.rows, input.cold);
     let figure = EcdfFigure {
         titles: input.title_lines(),
@@ -435,7 +440,7 @@ mod tests {
         let series = ecdf_series(&[row(10.0, None), row(30.0, Some(false))]);
         let labels: Vec<String> = series.iter().map(EcdfSeries::label).collect();
         assert_eq!(labels, ["warm (n=1)", "all (n=2)"]);
-        assert!(ecdf_series(&[]).is_empty());
+        assert!(ecdf_series::<LatencyRow>(&[]).is_empty());
     }
 
     #[test]

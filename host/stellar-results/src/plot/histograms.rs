@@ -16,6 +16,7 @@ use plotters::prelude::*;
 use super::draw::{self, DrawResult, FONT_FAMILY, Figure, GRID, Scale};
 use super::{NO_DATA_TEXT, PlotFiles, PlotInput, Temperature};
 use crate::error::Result;
+use crate::record::LatencyRecord;
 
 /// File name of the plots without extension.
 pub const HISTOGRAMS_STEM: &str = "histograms";
@@ -65,22 +66,22 @@ impl HistogramBin {
 /// Groups the rows into panels: by burst size, or by burst when there is one burst size and
 /// between 2 and 12 bursts. Panels are ordered by size (or burst index); groups whose
 /// requests all failed still get a panel, so the failure is visible.
-pub fn histogram_panels(input: &PlotInput<'_>) -> Vec<HistogramPanel> {
-    let sizes: BTreeSet<u32> = input.rows.iter().map(|r| r.burst_size).collect();
-    let bursts: BTreeSet<u64> = input.rows.iter().map(|r| r.burst_id).collect();
+pub fn histogram_panels<R: LatencyRecord>(input: &PlotInput<'_, R>) -> Vec<HistogramPanel> {
+    let sizes: BTreeSet<u32> = input.rows.iter().map(|r| r.burst_size()).collect();
+    let bursts: BTreeSet<u64> = input.rows.iter().map(|r| r.burst_id()).collect();
     let per_burst = sizes.len() <= 1 && (2..=PER_BURST_MAX).contains(&bursts.len());
     let mut groups: BTreeMap<(u64, u32), HistogramPanel> = BTreeMap::new();
     for row in input.rows {
         let key = if per_burst {
-            (row.burst_id, row.burst_size)
+            (row.burst_id(), row.burst_size())
         } else {
-            (0, row.burst_size)
+            (0, row.burst_size())
         };
         let panel = groups.entry(key).or_insert_with(|| HistogramPanel {
             label: if per_burst {
-                format!("burst {} (size {})", row.burst_id, row.burst_size)
+                format!("burst {} (size {})", row.burst_id(), row.burst_size())
             } else {
-                format!("burst size {}", row.burst_size)
+                format!("burst size {}", row.burst_size())
             },
             samples: Vec::new(),
             failed: 0,
@@ -153,7 +154,10 @@ pub fn histogram_bins(samples: &[(f64, Temperature)], log: bool) -> Vec<Histogra
 /// Draws `histograms.png` and `histograms.svg` into `dir` (which must exist).
 ///
 /// With no successful request, the plots carry a notice and [`PlotFiles::note`] is set.
-pub fn write_histograms(dir: impl AsRef<Path>, input: &PlotInput<'_>) -> Result<PlotFiles> {
+pub fn write_histograms<R: LatencyRecord>(
+    dir: impl AsRef<Path>,
+    input: &PlotInput<'_, R>,
+) -> Result<PlotFiles> {
     let mut panels = histogram_panels(input);
     let mut subtitle = input.counts_text();
     if panels.len() > MAX_PANELS {

@@ -25,6 +25,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
+use crate::record::LatencyRecord;
 use crate::row::LatencyRow;
 
 mod bursts;
@@ -48,14 +49,14 @@ pub use send_lag::{SEND_LAG_STEM, SendLagPoint, send_lag_points, write_send_lag}
 pub const NO_DATA_TEXT: &str = "no successful requests";
 
 /// The row's cold label (`Cold Label`, else the function's `Cold` flag): the default rule.
-pub fn reported_cold(row: &LatencyRow) -> Option<bool> {
+pub fn reported_cold<R: LatencyRecord>(row: &R) -> Option<bool> {
     row.is_cold()
 }
 
 /// STeLLAR's rule (`Visualization: "bar-<ms>"`, default 300 ms): a successful request is cold
 /// when its client latency is at least `threshold_ms`. Useful for providers whose functions
 /// cannot report their own temperature.
-pub fn cold_at_or_above(threshold_ms: f64) -> impl Fn(&LatencyRow) -> Option<bool> {
+pub fn cold_at_or_above<R: LatencyRecord>(threshold_ms: f64) -> impl Fn(&R) -> Option<bool> {
     move |row| row.ok_latency_ms().map(|l| l >= threshold_ms)
 }
 
@@ -92,16 +93,16 @@ impl Temperature {
 
 /// What every plot is drawn from.
 #[derive(Clone, Copy)]
-pub struct PlotInput<'a> {
+pub struct PlotInput<'a, R: LatencyRecord = LatencyRow> {
     /// Plot title; `\n` starts a new line (STeLLAR used `"<Title>\nIAT ~<IAT>s, Burst sizes [..]"`).
     pub title: &'a str,
     /// All rows of the sub-experiment, failed ones included.
-    pub rows: &'a [LatencyRow],
+    pub rows: &'a [R],
     /// Says whether a row was cold (`Some(true)`), warm (`Some(false)`) or unknown (`None`).
-    pub cold: &'a dyn Fn(&LatencyRow) -> Option<bool>,
+    pub cold: &'a dyn Fn(&R) -> Option<bool>,
 }
 
-impl std::fmt::Debug for PlotInput<'_> {
+impl<R: LatencyRecord> std::fmt::Debug for PlotInput<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PlotInput")
             .field("title", &self.title)
@@ -110,23 +111,23 @@ impl std::fmt::Debug for PlotInput<'_> {
     }
 }
 
-impl<'a> PlotInput<'a> {
+impl<'a, R: LatencyRecord> PlotInput<'a, R> {
     /// Plots `rows` under `title`, classifying requests with [`reported_cold`].
-    pub fn new(title: &'a str, rows: &'a [LatencyRow]) -> Self {
+    pub fn new(title: &'a str, rows: &'a [R]) -> Self {
         Self {
             title,
             rows,
-            cold: &reported_cold,
+            cold: &reported_cold::<R>,
         }
     }
 
     /// Uses `cold` instead of the reported flag (e.g. [`cold_at_or_above`]).
-    pub fn with_cold(self, cold: &'a dyn Fn(&LatencyRow) -> Option<bool>) -> Self {
+    pub fn with_cold(self, cold: &'a dyn Fn(&R) -> Option<bool>) -> Self {
         Self { cold, ..self }
     }
 
     /// The temperature of `row` under this input's cold rule.
-    pub fn temperature(&self, row: &LatencyRow) -> Temperature {
+    pub fn temperature(&self, row: &R) -> Temperature {
         Temperature::from_flag((self.cold)(row))
     }
 
@@ -252,7 +253,10 @@ impl AllPlots {
 }
 
 /// Draws every plot of `input` into `dir` (which must exist).
-pub fn write_all_plots(dir: impl AsRef<Path>, input: &PlotInput<'_>) -> Result<AllPlots> {
+pub fn write_all_plots<R: LatencyRecord>(
+    dir: impl AsRef<Path>,
+    input: &PlotInput<'_, R>,
+) -> Result<AllPlots> {
     let dir = dir.as_ref();
     Ok(AllPlots {
         empirical_cdf: write_empirical_cdf(dir, input)?,
@@ -364,7 +368,7 @@ pub(crate) mod tests {
             "1 successful request, 2 failed (not shown)"
         );
         assert_eq!(
-            PlotInput::new("t", &[]).counts_text(),
+            PlotInput::<LatencyRow>::new("t", &[]).counts_text(),
             "0 successful requests"
         );
     }

@@ -15,6 +15,7 @@ use plotters::prelude::*;
 use super::draw::{self, AXIS_DESC_PX, DrawResult, FONT_FAMILY, Figure, GRID, LEGEND_PX, TICK_PX};
 use super::{PlotFiles, PlotInput};
 use crate::error::Result;
+use crate::record::LatencyRecord;
 use crate::stats::quantile;
 
 /// File name of the plots without extension.
@@ -37,14 +38,14 @@ pub struct SendLagPoint {
 
 /// The points of the send-lag plot: every row with finite planned and actual send times,
 /// failed ones included, lag computed as `actual - planned`.
-pub fn send_lag_points(input: &PlotInput<'_>) -> Vec<SendLagPoint> {
+pub fn send_lag_points<R: LatencyRecord>(input: &PlotInput<'_, R>) -> Vec<SendLagPoint> {
     input
         .rows
         .iter()
-        .filter(|r| r.planned_send_ms.is_finite() && r.actual_send_ms.is_finite())
+        .filter(|r| r.planned_send_ms().is_finite() && r.actual_send_ms().is_finite())
         .map(|r| SendLagPoint {
-            planned_s: r.planned_send_ms / 1000.0,
-            lag_ms: r.actual_send_ms - r.planned_send_ms,
+            planned_s: r.planned_send_ms() / 1000.0,
+            lag_ms: r.actual_send_ms() - r.planned_send_ms(),
             failed: !r.is_ok(),
         })
         .collect()
@@ -53,7 +54,10 @@ pub fn send_lag_points(input: &PlotInput<'_>) -> Vec<SendLagPoint> {
 /// Draws `send_lag.png` and `send_lag.svg` into `dir` (which must exist).
 ///
 /// With no request at all, the plots carry a notice and [`PlotFiles::note`] is set.
-pub fn write_send_lag(dir: impl AsRef<Path>, input: &PlotInput<'_>) -> Result<PlotFiles> {
+pub fn write_send_lag<R: LatencyRecord>(
+    dir: impl AsRef<Path>,
+    input: &PlotInput<'_, R>,
+) -> Result<PlotFiles> {
     let points = send_lag_points(input);
     let lags: Vec<f64> = points.iter().map(|p| p.lag_ms).collect();
     let subtitle = match (
@@ -236,7 +240,7 @@ mod tests {
     #[test]
     fn empty_and_single_inputs() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let files = write_send_lag(dir.path(), &PlotInput::new("t", &[])).expect("plot");
+        let files = write_send_lag(dir.path(), &PlotInput::<LatencyRow>::new("t", &[])).expect("plot");
         assert!(files.note.is_some());
         assert_svg(&files.svg, &[NO_REQUESTS]);
         assert_png(&files.png);

@@ -7,6 +7,9 @@
 //!   same kind of set-up cost, recorded in its own column, and no hidden pool state.
 //! - `reuse`: keep-alive connections are pooled per host; a request that finds an idle one
 //!   records no connect time.
+//! - `preconnect`: like `fresh`, but the connection is opened before the burst is due
+//!   ([`TimedClient::prepare`]), so a large burst leaves at once; the connect time is
+//!   recorded and the latency runs from the send on the ready connection.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -140,6 +143,12 @@ impl RequestFailure {
     }
 }
 
+/// A connection being opened ahead of its request (`preconnect`), with how long that took.
+#[derive(Debug)]
+pub struct Prepared(
+    tokio::task::JoinHandle<Result<(SendRequest<Empty<Bytes>>, Duration), RequestFailure>>,
+);
+
 /// Sends benchmark requests; cheap to share behind an `Arc`.
 pub struct TimedClient {
     mode: ConnectionMode,
@@ -181,19 +190,49 @@ impl TimedClient {
         self.mode
     }
 
-    /// Sends a GET to `target`. `sent` is taken by the caller right before this call and is the
-    /// origin of every duration in the result.
-    pub async fn get(&self, target: &Target, sent: Instant) -> Result<Exchange, RequestFailure> {
-        match tokio::time::timeout(self.timeout, self.exchange(target, sent)).await {
+    /// Starts opening a connection to `target` now, for a request sent later with
+    /// [`TimedClient::get`]; the connect is bounded by the request timeout.
+    pub fn prepare(self: &Arc<Self>, target: &Target) -> Prepared {
+        let client = Arc::clone(self);
+        let target = target.clone();
+        Prepared(tokio::spawn(async move {
+            let started = Instant::now();
+            match tokio::time::timeout(client.timeout, client.connect(&target)).await {
+                Ok(sender) => Ok((sender?, started.elapsed())),
+                Err(_) => Err(RequestFailure::Timeout(client.timeout)),
+            }
+        }))
+    }
+
+    /// Sends a GET to `target`, on `prepared` when given. `sent` is taken by the caller right
+    /// before this call and is the origin of every duration in the result.
+    pub async fn get(
+        &self,
+        target: &Target,
+        sent: Instant,
+        prepared: Option<Prepared>,
+    ) -> Result<Exchange, RequestFailure> {
+        match tokio::time::timeout(self.timeout, self.exchange(target, sent, prepared)).await {
             Ok(r) => r,
             Err(_) => Err(RequestFailure::Timeout(self.timeout)),
         }
     }
 
-    async fn exchange(&self, target: &Target, sent: Instant) -> Result<Exchange, RequestFailure> {
-        let (mut sender, connect) = match self.take_pooled(target) {
-            Some(s) => (s, None),
-            None => {
+    async fn exchange(
+        &self,
+        target: &Target,
+        sent: Instant,
+        prepared: Option<Prepared>,
+    ) -> Result<Exchange, RequestFailure> {
+        let (mut sender, connect) = match (prepared, self.take_pooled(target)) {
+            (Some(Prepared(opening)), _) => {
+                let (s, took) = opening.await.map_err(|e| {
+                    RequestFailure::Connect(format!("opening the connection ahead: {e}"))
+                })??;
+                (s, Some(took))
+            }
+            (None, Some(s)) => (s, None),
+            (None, None) => {
                 let s = self.connect(target).await?;
                 (s, Some(sent.elapsed()))
             }

@@ -1,18 +1,23 @@
 //! The driver: sends a sub-experiment's planned bursts on time and turns every outcome into a
 //! result row.
 //!
-//! Every endpoint runs on its own absolute timeline (`sleep_until(start + offset)`), so a slow
-//! burst on one endpoint never delays another and errors never accumulate into drift. All
-//! requests of a burst are released together and the schedule is open-loop: the next burst
-//! fires on time even if the previous one is still in flight (that is what the configured
-//! arrival process means). Planned and actual send instants are both recorded.
+//! Every burst is due at an absolute instant (`start + offset`), announced by the [`pacer`]
+//! thread, so a slow burst on one endpoint never delays another and errors never accumulate
+//! into drift. All requests of a burst are released together and the schedule is open-loop:
+//! the next burst fires on time even if the previous one is still in flight (that is what the
+//! configured arrival process means). Planned and actual send instants are both recorded.
+//! Memory does not grow with the number of requests sent: finished requests leave at once,
+//! and their rows go to the row channel.
 
 pub mod client;
+pub mod pacer;
 mod row;
 mod stop;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use pacer::PRECONNECT_LEAD;
 use std::time::{Duration, Instant, SystemTime};
 
 use stellar_config::{PlannedBurst, SubExperimentPlan};
@@ -146,73 +151,86 @@ pub async fn drive_sub_experiment(
         stop: StopSignal::new(),
     };
     let budget = Arc::new(budget);
-    let sent = Arc::new(AtomicU64::new(0));
     let sub_stop = budget.stop.clone();
     let first_request_index = first_request_indices(&plan.bursts);
     let is_done = |i: u64| remaining.is_some_and(|r| r.done.contains(&i));
 
-    let mut per_endpoint: Vec<Vec<(PlannedBurst, u64)>> = vec![Vec::new(); endpoints.len()];
-    for burst in &plan.bursts {
-        let first = first_request_index[burst.burst_id as usize];
-        if let Some(list) = per_endpoint.get_mut(burst.endpoint as usize) {
-            list.push((burst.clone(), first));
-        }
-    }
-
-    let mut timelines = JoinSet::new();
-    for (endpoint_index, bursts) in per_endpoint.into_iter().enumerate() {
-        let ctx = RequestContext {
+    // Bursts are announced by the pacer thread (see [`pacer`]) in plan order, which is due
+    // order; this task only spawns their requests, so one slow burst delays no other.
+    let dues: Vec<Instant> = plan
+        .bursts
+        .iter()
+        .map(|b| {
+            let offset_ms = (b.offset_ms + shift_ms - origin_ms).max(0.0);
+            sub_start + Duration::from_secs_f64(offset_ms / 1e3)
+        })
+        .collect();
+    let preconnect = client.mode() == ConnectionMode::Preconnect;
+    let (cue_tx, mut cues) = mpsc::unbounded_channel();
+    let pacer = pacer::spawn(dues, preconnect, [run_stop.clone(), sub_stop.clone()], cue_tx);
+    let contexts: Vec<RequestContext> = endpoints
+        .iter()
+        .map(|target| RequestContext {
             client: Arc::clone(&client),
-            target: endpoints[endpoint_index].clone(),
+            target: target.clone(),
             clock,
             options: options.clone(),
             rows: rows.clone(),
             slug: plan.slug.clone(),
             budget: Arc::clone(&budget),
-        };
-        let bursts: Vec<_> = bursts
-            .into_iter()
-            .map(|(burst, first)| {
-                let todo: Vec<u64> = (first..first + u64::from(burst.size))
-                    .filter(|&i| !is_done(i))
-                    .collect();
-                (burst, todo)
-            })
-            .filter(|(_, todo)| !todo.is_empty())
-            .collect();
-        let sent = Arc::clone(&sent);
-        let run_stop = run_stop.clone();
-        let sub_stop = sub_stop.clone();
-        timelines.spawn(async move {
-            let mut in_flight = JoinSet::new();
-            for (burst, todo) in bursts {
-                let offset_ms = (burst.offset_ms + shift_ms - origin_ms).max(0.0);
-                let due = sub_start + Duration::from_secs_f64(offset_ms / 1e3);
-                tokio::select! {
-                    biased;
-                    _ = run_stop.stopped() => break,
-                    _ = sub_stop.stopped() => break,
-                    _ = tokio::time::sleep_until(due.into()) => {}
-                }
-                let planned_ms = clock.ms_since_start(due);
-                let count = todo.len() as u64;
-                for request_index in todo {
-                    let ctx = ctx.clone();
-                    let burst = burst.clone();
-                    in_flight.spawn(async move {
-                        ctx.send_one(&burst, request_index, planned_ms).await;
-                    });
-                }
-                sent.fetch_add(count, Ordering::Relaxed);
-            }
-            while in_flight.join_next().await.is_some() {}
-        });
+        })
+        .collect();
+    drop(rows);
+    let mut in_flight = JoinSet::new();
+    // Connections opened ahead of their burst (`preconnect`), by burst index.
+    let mut ready: std::collections::HashMap<usize, Vec<client::Prepared>> =
+        std::collections::HashMap::new();
+    let mut sent = 0u64;
+    if let Err(e) = &pacer {
+        tracing::error!(error = %e, "could not start the pacer thread; nothing was sent");
     }
-    while timelines.join_next().await.is_some() {}
+    while let Some(cue) = cues.recv().await {
+        let (index, due, release) = match cue {
+            pacer::Cue::Prepare { index, due } => (index, due, false),
+            pacer::Cue::Release { index, due } => (index, due, true),
+        };
+        let Some(burst) = plan.bursts.get(index) else {
+            continue;
+        };
+        let Some(ctx) = contexts.get(burst.endpoint as usize) else {
+            continue;
+        };
+        let first = first_request_index[burst.burst_id as usize];
+        let todo = (first..first + u64::from(burst.size)).filter(|&i| !is_done(i));
+        if !release {
+            let opened = todo.map(|_| client.prepare(&ctx.target)).collect();
+            ready.insert(index, opened);
+            continue;
+        }
+        let planned_ms = clock.ms_since_start(due);
+        let mut prepared = ready.remove(&index).unwrap_or_default().into_iter();
+        for request_index in todo {
+            let ctx = ctx.clone();
+            let burst = burst.clone();
+            let connection = prepared.next();
+            in_flight.spawn(async move {
+                ctx.send_one(&burst, request_index, planned_ms, connection)
+                    .await;
+            });
+            sent += 1;
+        }
+        // Finished requests leave the set at once: its size is what is in flight, not what
+        // was ever sent.
+        while in_flight.try_join_next().is_some() {}
+    }
+    drop(contexts);
+    while in_flight.join_next().await.is_some() {}
+    if let Ok(handle) = pacer {
+        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+    }
 
     let planned: u64 = plan.bursts.iter().map(|b| u64::from(b.size)).sum::<u64>()
         - remaining.map_or(0, |r| r.done.len() as u64);
-    let sent = sent.load(Ordering::Relaxed);
     let counted = budget.failures.load(Ordering::Relaxed);
     let throttled = budget.throttled.load(Ordering::Relaxed);
     let stopped_early = if sent == planned {
@@ -307,7 +325,13 @@ struct RequestContext {
 }
 
 impl RequestContext {
-    async fn send_one(&self, burst: &PlannedBurst, request_index: u64, planned_ms: f64) {
+    async fn send_one(
+        &self,
+        burst: &PlannedBurst,
+        request_index: u64,
+        planned_ms: f64,
+        connection: Option<client::Prepared>,
+    ) {
         let target = if self.options.send_measurement_query {
             let mut query = measurement_query(burst, self.options.payload_length_bytes);
             if let Some(extra) = &self.options.extra_query {
@@ -318,7 +342,7 @@ impl RequestContext {
             self.target.clone()
         };
         let sent = Instant::now();
-        let outcome = self.client.get(&target, sent).await;
+        let outcome = self.client.get(&target, sent, connection).await;
         let mut row = row::build(
             row::Sent {
                 slug: &self.slug,
