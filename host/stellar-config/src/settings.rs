@@ -547,7 +547,8 @@ mod tests {
         assert!(parse(r#"{"Local": {"KeepAlive": 1}}"#).is_err());
         let err = parse(r#"{"Connection": "keepalive"}"#).expect_err("bad variant");
         assert!(
-            err.to_string().contains("expected `fresh` or `reuse`"),
+            err.to_string()
+                .contains("expected one of `fresh`, `reuse`, `preconnect`"),
             "{err}"
         );
     }

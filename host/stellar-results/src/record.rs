@@ -205,7 +205,9 @@ impl CompactRow {
 
     /// The `Cold Source` this row was labelled with.
     pub fn cold_source(&self) -> Option<ColdSource> {
-        SOURCES.get(usize::from(self.labels & 3).checked_sub(1)?).copied()
+        SOURCES
+            .get(usize::from(self.labels & 3).checked_sub(1)?)
+            .copied()
     }
 
     /// The `Cold Kind` this row was labelled with.
@@ -376,14 +378,22 @@ mod tests {
         let mut row = sample_row();
         c.copy_labels_into(&mut row);
         assert_eq!(
-            (row.cold_label, row.cold_source.as_str(), row.cold_kind.as_str()),
+            (
+                row.cold_label,
+                row.cold_source.as_str(),
+                row.cold_kind.as_str()
+            ),
             (Some(true), "threshold", "natural")
         );
         c.set_cold_label(None, None);
         c.set_cold_kind(None);
         c.copy_labels_into(&mut row);
         assert_eq!(
-            (row.cold_label, row.cold_source.as_str(), row.cold_kind.as_str()),
+            (
+                row.cold_label,
+                row.cold_source.as_str(),
+                row.cold_kind.as_str()
+            ),
             (None, "", "")
         );
     }

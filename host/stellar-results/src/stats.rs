@@ -218,7 +218,10 @@ pub fn statistics_record(summary: &Summary, subset: &str) -> [String; 11] {
 
 /// Writes `statistics.csv` at `path` with rows `all`, `cold` and `warm`, computed from the
 /// successful rows. Returns the three summaries in that order.
-pub fn write_statistics<R: LatencyRecord>(path: impl AsRef<Path>, rows: &[R]) -> Result<[Summary; 3]> {
+pub fn write_statistics<R: LatencyRecord>(
+    path: impl AsRef<Path>,
+    rows: &[R],
+) -> Result<[Summary; 3]> {
     let path = path.as_ref();
     let summaries = Subset::ALL.map(|s| subset_summary(rows, s));
     let file = fs_err::File::create(path).map_err(|e| ResultsError::io(path, "create", e))?;

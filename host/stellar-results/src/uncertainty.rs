@@ -556,7 +556,10 @@ pub(crate) mod tests {
         // Both ways of drawing a resample's percentiles, 4000 times each over the same sample:
         // the means and spreads of the drawn p50 and p99 agree.
         let sorted = sorted_finite(&shifted_exp(1001, 10.0, 5.0, 3));
-        let ranks = [nearest_rank(0.5, sorted.len()), nearest_rank(0.99, sorted.len())];
+        let ranks = [
+            nearest_rank(0.5, sorted.len()),
+            nearest_rank(0.99, sorted.len()),
+        ];
         let mut walk = SortedResampler::new(&sorted);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -574,7 +577,10 @@ pub(crate) mod tests {
                 (v.iter().map(|x| (x[k] - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
             };
             let (ma, mb, sa, sb) = (mean(&a), mean(&b), sd(&a), sd(&b));
-            assert!((ma - mb).abs() < 0.1 * sa.max(sb) + 1e-9, "means {ma} {mb} (sd {sa})");
+            assert!(
+                (ma - mb).abs() < 0.1 * sa.max(sb) + 1e-9,
+                "means {ma} {mb} (sd {sa})"
+            );
             assert!((sa / sb - 1.0).abs() < 0.1, "spreads {sa} {sb}");
         }
     }

@@ -335,10 +335,7 @@ impl SubRun<'_> {
         // Rows are not kept in memory: the analysis reads them back from the file.
         let (mut writer, remaining): (_, Option<Remaining>) = match self.resumed.take() {
             Some(r) => (r.writer, Some(r.remaining)),
-            None => (
-                LatencyWriter::create(self.dir.join("latencies.csv"))?,
-                None,
-            ),
+            None => (LatencyWriter::create(self.dir.join("latencies.csv"))?, None),
         };
         let bar = self.progress.add(self.sub);
         let (tx, mut rx) = mpsc::unbounded_channel::<LatencyRow>();
@@ -379,9 +376,8 @@ impl SubRun<'_> {
         bar.finish(&report);
 
         self.write_instance_records()?;
-        let analysis =
-            crate::analysis::analyse_sub_experiment(self.plan, self.sub, &self.dir)
-                .with_context(|| format!("analysing {}", self.sub.slug))?;
+        let analysis = crate::analysis::analyse_sub_experiment(self.plan, self.sub, &self.dir)
+            .with_context(|| format!("analysing {}", self.sub.slug))?;
         if let Some(why) = &report.stopped_early {
             tracing::warn!(sub_experiment = %self.sub.slug, sent = report.sent, planned = report.planned, "{why}");
         }

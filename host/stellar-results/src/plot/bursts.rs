@@ -290,7 +290,8 @@ mod tests {
     fn empty_and_single_inputs_draw_without_panicking() {
         let dir = tempfile::tempdir().expect("tempdir");
         let files =
-            write_bursts_characterization(dir.path(), &PlotInput::<LatencyRow>::new("t", &[])).expect("plot");
+            write_bursts_characterization(dir.path(), &PlotInput::<LatencyRow>::new("t", &[]))
+                .expect("plot");
         assert!(files.note.is_some());
         assert_svg(&files.svg, &[NO_DATA_TEXT, "0 successful requests"]);
         assert_png(&files.png);

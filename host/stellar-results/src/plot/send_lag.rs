@@ -240,7 +240,8 @@ mod tests {
     #[test]
     fn empty_and_single_inputs() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let files = write_send_lag(dir.path(), &PlotInput::<LatencyRow>::new("t", &[])).expect("plot");
+        let files =
+            write_send_lag(dir.path(), &PlotInput::<LatencyRow>::new("t", &[])).expect("plot");
         assert!(files.note.is_some());
         assert_svg(&files.svg, &[NO_REQUESTS]);
         assert_png(&files.png);

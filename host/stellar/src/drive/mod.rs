@@ -157,17 +157,33 @@ pub async fn drive_sub_experiment(
 
     // Bursts are announced by the pacer thread (see [`pacer`]) in plan order, which is due
     // order; this task only spawns their requests, so one slow burst delays no other.
-    let dues: Vec<Instant> = plan
-        .bursts
-        .iter()
-        .map(|b| {
-            let offset_ms = (b.offset_ms + shift_ms - origin_ms).max(0.0);
-            sub_start + Duration::from_secs_f64(offset_ms / 1e3)
-        })
-        .collect();
+    // A resumed run waits only for bursts with a request left (`wanted` maps the pacer's
+    // indices to the plan's); a fresh run sends every burst.
+    let wanted: Option<Vec<usize>> = remaining.map(|_| {
+        (0..plan.bursts.len())
+            .filter(|&k| {
+                let b = &plan.bursts[k];
+                let first = first_request_index[b.burst_id as usize];
+                (first..first + u64::from(b.size)).any(|i| !is_done(i))
+            })
+            .collect()
+    });
+    let due_of = |b: &PlannedBurst| {
+        let offset_ms = (b.offset_ms + shift_ms - origin_ms).max(0.0);
+        sub_start + Duration::from_secs_f64(offset_ms / 1e3)
+    };
+    let dues: Vec<Instant> = match &wanted {
+        Some(list) => list.iter().map(|&k| due_of(&plan.bursts[k])).collect(),
+        None => plan.bursts.iter().map(due_of).collect(),
+    };
     let preconnect = client.mode() == ConnectionMode::Preconnect;
     let (cue_tx, mut cues) = mpsc::unbounded_channel();
-    let pacer = pacer::spawn(dues, preconnect, [run_stop.clone(), sub_stop.clone()], cue_tx);
+    let pacer = pacer::spawn(
+        dues,
+        preconnect,
+        [run_stop.clone(), sub_stop.clone()],
+        cue_tx,
+    );
     let contexts: Vec<RequestContext> = endpoints
         .iter()
         .map(|target| RequestContext {
@@ -193,6 +209,15 @@ pub async fn drive_sub_experiment(
         let (index, due, release) = match cue {
             pacer::Cue::Prepare { index, due } => (index, due, false),
             pacer::Cue::Release { index, due } => (index, due, true),
+        };
+        if release && (run_stop.is_stopped() || sub_stop.is_stopped()) {
+            break;
+        }
+        let Some(index) = wanted
+            .as_ref()
+            .map_or(Some(index), |w| w.get(index).copied())
+        else {
+            continue;
         };
         let Some(burst) = plan.bursts.get(index) else {
             continue;

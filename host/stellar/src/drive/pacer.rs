@@ -47,7 +47,12 @@ pub fn spawn(
         .spawn(move || run(&dues, prepare, &stops, &cues))
 }
 
-fn run(dues: &[Instant], prepare: bool, stops: &[StopSignal; 2], cues: &mpsc::UnboundedSender<Cue>) {
+fn run(
+    dues: &[Instant],
+    prepare: bool,
+    stops: &[StopSignal; 2],
+    cues: &mpsc::UnboundedSender<Cue>,
+) {
     let stopped = || stops.iter().any(StopSignal::is_stopped);
     let mut prepared = 0;
     for (index, &due) in dues.iter().enumerate() {
