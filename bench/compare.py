@@ -191,12 +191,18 @@ def main():
     ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--bursts", type=int, default=5, help="bursts of 500 (1 s apart)")
     ap.add_argument("--scale", type=int, default=0,
-                    help="also run this many requests (bursts of 250, 20 ms apart) for peak RSS")
+                    help="also run this many requests (bursts of 250, 50 ms apart) for peak RSS")
+    ap.add_argument("--tools", default="oha,wrk,hey",
+                    help="comma-separated tools to compare with ('' for stellar alone)")
+    ap.add_argument("--burst-modes", default="fresh,preconnect",
+                    help="connection modes of the burst-500 plan")
+    ap.add_argument("--paced", default="keepalive,fresh", help="paced plans to run")
     args = ap.parse_args()
     stellar = str(Path(args.stellar).resolve())
     if not shutil.which("nginx"):
         sys.exit("nginx is not installed (apt-get install nginx-light)")
-    missing = [t for t in ("oha", "wrk", "hey") if not shutil.which(t)]
+    tools = [t for t in args.tools.split(",") if t]
+    missing = [t for t in tools if not shutil.which(t)]
     work = Path(tempfile.mkdtemp(prefix="stellar-bench-"))
     nginx, port = start_nginx(work)
     url = f"http://127.0.0.1:{port}/"
@@ -204,28 +210,34 @@ def main():
     conns = 50
     rows = []
     try:
-        for plan, connection, fresh in (("paced-keepalive", "reuse", False),
-                                        ("paced-fresh", "fresh", True)):
+        paced = [p for p in (("paced-keepalive", "reuse", False), ("paced-fresh", "fresh", True))
+                 if p[0].removeprefix("paced-") in args.paced.split(",")]
+        for plan, connection, fresh in paced:
             s = stellar_run(stellar, work, plan, url, bursts=n, size=1,
                             iat_s=1.0 / args.rate, connection=connection)
-            others = {"oha": oha(url, n, conns=conns, rate=args.rate, fresh=fresh),
-                      "hey": hey(url, n, conns=conns, rate=args.rate, fresh=fresh)}
-            if not fresh:
+            others = {}
+            if "oha" in tools:
+                others["oha"] = oha(url, n, conns=conns, rate=args.rate, fresh=fresh)
+            if "hey" in tools:
+                others["hey"] = hey(url, n, conns=conns, rate=args.rate, fresh=fresh)
+            if "wrk" in tools and not fresh:
                 others["wrk (closed loop)"] = wrk(url, args.duration, conns=conns)
             rows.append((plan, s, others))
-        for connection in ("fresh", "preconnect"):
+        for connection in args.burst_modes.split(","):
             s = stellar_run(stellar, work, f"burst-500-{connection}", url, bursts=args.bursts,
                             size=500, iat_s=1.0, connection=connection)
             others = {}
             if connection == "fresh":
-                others = {"oha": oha(url, 500, conns=500, fresh=True),
-                          "hey": hey(url, 500, conns=500, fresh=True)}
+                if "oha" in tools:
+                    others["oha"] = oha(url, 500, conns=500, fresh=True)
+                if "hey" in tools:
+                    others["hey"] = hey(url, 500, conns=500, fresh=True)
             rows.append((f"burst-500 ({connection})", s, others))
         scale = None
         if args.scale:
             size = 250
             scale = stellar_run(stellar, work, "scale", url, bursts=args.scale // size,
-                                size=size, iat_s=0.02, connection="reuse")
+                                size=size, iat_s=0.05, connection="reuse")
     finally:
         nginx.terminate()
         nginx.wait()
@@ -256,7 +268,7 @@ def main():
         if s["errors"]:
             print(f"<!-- {plan}: stellar recorded {s['errors']} failed requests -->")
     if scale:
-        print(f"\nstellar, {args.scale} requests (bursts of 250, 20 ms apart, keep-alive): "
+        print(f"\nstellar, {args.scale} requests (bursts of 250, 50 ms apart, keep-alive): "
               f"peak RSS {scale['rss_mib']:.1f} MiB, CPU {scale['cpu_s']:.1f} s, "
               f"{scale['n']} successful, send lag p99 {fmt(scale['lag_p99'])} ms.")
     if missing:

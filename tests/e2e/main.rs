@@ -18,6 +18,7 @@ mod interrupt;
 mod lambda_watch;
 mod orphans;
 mod plugins;
+mod preconnect;
 mod run_local;
 mod scale;
 mod third_party;
