@@ -104,9 +104,6 @@ fn preconnect_opens_a_bursts_connections_before_its_first_request() {
         .nth(8)
         .map(|(i, _)| i)
         .unwrap();
-    let last_accept = events
-        .iter()
-        .rposition(|e| *e == Event::Accepted)
-        .unwrap();
+    let last_accept = events.iter().rposition(|e| *e == Event::Accepted).unwrap();
     assert!(last_accept < ninth_request, "{events:?}");
 }

@@ -241,8 +241,12 @@ impl LatencyStats {
     /// [`LatencyStats::compute`] with explicit bootstrap settings. An unusable `config`
     /// (0 resamples, confidence outside `(0, 1)`) gives point estimates without intervals.
     pub fn compute_with(latencies_ms: &[f64], config: &BootstrapConfig) -> Option<Self> {
-        let sorted = sorted_finite(latencies_ms);
-        let summary = Summary::from_samples(&sorted);
+        Self::from_sorted(&sorted_finite(latencies_ms), config)
+    }
+
+    /// [`LatencyStats::compute_with`] of a sample that is already sorted and all finite.
+    pub fn from_sorted(sorted: &[f64], config: &BootstrapConfig) -> Option<Self> {
+        let summary = Summary::from_sorted(sorted);
         if summary.count == 0 {
             return None;
         }
@@ -253,7 +257,7 @@ impl LatencyStats {
         if config.is_usable() {
             let mut draws: [Vec<f64>; 4] =
                 std::array::from_fn(|_| Vec::with_capacity(config.resamples));
-            let mut resampler = SortedResampler::new(&sorted);
+            let mut resampler = SortedResampler::new(sorted);
             let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
             let mut q = [0.0; 3];
             for _ in 0..config.resamples {
@@ -272,7 +276,7 @@ impl LatencyStats {
         let [ci50, ci95, ci99] = cis;
         let estimate = |p: f64, ci| PercentileEstimate {
             p,
-            value: quantile_sorted(&sorted, p).unwrap_or(f64::NAN),
+            value: quantile_sorted(sorted, p).unwrap_or(f64::NAN),
             ci,
         };
         let (p50, p95, p99) = (
@@ -329,12 +333,13 @@ impl Group {
             .collect()
     }
 
-    /// Client latencies (ms) of the successful rows of the group.
+    /// Client latencies (ms) of the successful rows of the group, allocated once at their
+    /// exact count.
     pub fn latencies<R: LatencyRecord>(self, rows: &[R]) -> Vec<f64> {
-        rows.iter()
-            .filter(|r| self.contains(*r))
-            .filter_map(R::ok_latency_ms)
-            .collect()
+        let wanted = |r: &&R| self.contains(*r) && r.ok_latency_ms().is_some();
+        let mut out = Vec::with_capacity(rows.iter().filter(wanted).count());
+        out.extend(rows.iter().filter(wanted).filter_map(R::ok_latency_ms));
+        out
     }
 
     /// The seed of this group's bootstrap, derived from a run seed so that groups draw
@@ -381,9 +386,17 @@ pub struct GroupStats {
 pub fn grouped_latency_stats<R: LatencyRecord>(rows: &[R], seed: u64) -> Vec<GroupStats> {
     Group::of_rows(rows)
         .into_iter()
-        .map(|group| GroupStats {
-            group,
-            stats: LatencyStats::compute(&group.latencies(rows), group.seed(seed)),
+        .map(|group| {
+            // Sorted in place, so computing the statistics copies nothing.
+            let mut latencies = group.latencies(rows);
+            latencies.sort_unstable_by(f64::total_cmp);
+            GroupStats {
+                group,
+                stats: LatencyStats::from_sorted(
+                    &latencies,
+                    &BootstrapConfig::new(group.seed(seed)),
+                ),
+            }
         })
         .collect()
 }
