@@ -106,7 +106,7 @@ fn synthetic_run(dir: &Path) -> std::path::PathBuf {
 
 /// The peak resident set (`VmHWM`, KiB) of a running process, if it can still be read.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let status = fs_err::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))?

@@ -4,7 +4,10 @@
 //!
 //! `cargo run -p stellar-results --example analysis_memory -- [ROWS]` (default 1 000 000:
 //! bursts of 250, 50 ms apart). Linux only (reads `VmHWM` from `/proc/self/status`).
-#![allow(clippy::print_stdout, reason = "an example that prints its measurements")]
+#![allow(
+    clippy::print_stdout,
+    reason = "an example that prints its measurements"
+)]
 
 use std::io::Write;
 use std::time::Instant;
@@ -19,7 +22,7 @@ use stellar_results::{
 };
 
 fn peak_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let status = fs_err::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))

@@ -143,11 +143,12 @@ impl RequestFailure {
     }
 }
 
+/// An open connection and how long opening it took.
+type Opened = (SendRequest<Empty<Bytes>>, Duration);
+
 /// A connection being opened ahead of its request (`preconnect`), with how long that took.
 #[derive(Debug)]
-pub struct Prepared(
-    tokio::task::JoinHandle<Result<(SendRequest<Empty<Bytes>>, Duration), RequestFailure>>,
-);
+pub struct Prepared(tokio::task::JoinHandle<Result<Opened, RequestFailure>>);
 
 /// Sends benchmark requests; cheap to share behind an `Arc`.
 pub struct TimedClient {
