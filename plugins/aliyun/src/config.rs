@@ -202,20 +202,17 @@ impl Config {
             .require(&kind, "access-key-secret")?
             .trim()
             .to_string();
-        let security_token = credentials
-            .trimmed(&kind, "security-token")
-            .map(str::to_string);
-        let endpoint = match settings.trimmed("endpoint") {
+        let security_token =
+            nonempty(credentials.value(&kind, "security-token")).map(str::to_string);
+        let endpoint = match nonempty(settings.get("endpoint")) {
             Some(url) => BaseUrl::parse(url)
                 .map_err(|e| ProviderError::Invalid(format!("setting `endpoint`: {e}")))?,
             None => BaseUrl::parse(&format!("https://{api_host}"))?,
         };
-        let url_override = settings
-            .trimmed("function-url-override")
+        let url_override = nonempty(settings.get("function-url-override"))
             .map(|t| check_url_template(t).map(|()| t.to_string()))
             .transpose()?;
-        let runtime = settings
-            .trimmed("runtime")
+        let runtime = nonempty(settings.get("runtime"))
             .unwrap_or(DEFAULT_RUNTIME)
             .to_string();
         if !RUNTIMES.contains(&runtime.as_str()) {
@@ -232,18 +229,27 @@ impl Config {
                 "setting `cpu` = {cpu} must be a multiple of 0.05 from 0.05 to 16 vCPUs"
             )));
         }
-        let disk_mb = settings.bounded("disk-size-mb", DEFAULT_DISK_MB, 512..=10_240)?;
+        let disk_mb = bounded(&settings, "disk-size-mb", DEFAULT_DISK_MB, 512, 10_240)?;
         if disk_mb != 512 && disk_mb != 10_240 {
             return Err(ProviderError::Invalid(format!(
                 "setting `disk-size-mb` = {disk_mb} must be 512 or 10240"
             )));
         }
-        let max_inline_zip_mb =
-            settings.bounded("max-inline-zip-mb", DEFAULT_MAX_INLINE_ZIP_MB, 1..=1024)?;
-        let wait_timeout_s =
-            settings.bounded("wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1..=3600)?;
-        let poll_interval_ms =
-            settings.bounded("poll-interval-ms", DEFAULT_POLL_INTERVAL_MS, 1..=60_000)?;
+        let max_inline_zip_mb = bounded(
+            &settings,
+            "max-inline-zip-mb",
+            DEFAULT_MAX_INLINE_ZIP_MB,
+            1,
+            1024,
+        )?;
+        let wait_timeout_s = bounded(&settings, "wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1, 3600)?;
+        let poll_interval_ms = bounded(
+            &settings,
+            "poll-interval-ms",
+            DEFAULT_POLL_INTERVAL_MS,
+            1,
+            60_000,
+        )?;
         Ok(Self {
             region,
             access_key_id,
@@ -290,6 +296,29 @@ fn region_host(region: &str) -> ProviderResult<&'static str> {
 fn is_multiple_of_005(value: f64) -> bool {
     let steps = value / 0.05;
     (steps - steps.round()).abs() < 1e-6
+}
+
+/// A trimmed value, or `None` when absent or blank.
+fn nonempty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// An optional integer setting within `min..=max`.
+fn bounded(
+    settings: &Settings,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> ProviderResult<u64> {
+    let value = settings.parse::<u64>(key)?.unwrap_or(default);
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ProviderError::Invalid(format!(
+            "setting `{key}` = {value} is out of range ({min} to {max})"
+        )))
+    }
 }
 
 /// The override must become an http(s) URL with a host once `{name}` is filled in.

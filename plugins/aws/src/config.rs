@@ -119,12 +119,12 @@ impl Config {
                     .to_string(),
             ));
         }
-        let region = match settings.trimmed("region") {
+        let region = match nonempty(settings.get("region")) {
             Some(region) => {
                 check_region(region, "setting `region`")?;
                 region
             }
-            None => match credentials.trimmed(&aws, "region") {
+            None => match nonempty(credentials.value(&aws, "region")) {
                 Some(region) => {
                     check_region(region, "the `aws` credential's `region`")?;
                     region
@@ -149,22 +149,23 @@ impl Config {
             .require(&aws, "secret-access-key")?
             .trim()
             .to_string();
-        let session_token = credentials
-            .trimmed(&aws, "session-token")
-            .map(str::to_string);
-        let endpoint = match settings.trimmed("endpoint") {
+        let session_token = nonempty(credentials.value(&aws, "session-token")).map(str::to_string);
+        let endpoint = match nonempty(settings.get("endpoint")) {
             Some(url) => BaseUrl::parse(url)
                 .map_err(|e| ProviderError::Invalid(format!("setting `endpoint`: {e}")))?,
             None => BaseUrl::parse(&format!("https://lambda.{region}.amazonaws.com"))?,
         };
-        let url_override = settings
-            .trimmed("function-url-override")
+        let url_override = nonempty(settings.get("function-url-override"))
             .map(|t| check_url_template(t).map(|()| t.to_string()))
             .transpose()?;
-        let wait_timeout_s =
-            settings.bounded("wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1..=3600)?;
-        let poll_interval_ms =
-            settings.bounded("poll-interval-ms", DEFAULT_POLL_INTERVAL_MS, 1..=60_000)?;
+        let wait_timeout_s = bounded(&settings, "wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1, 3600)?;
+        let poll_interval_ms = bounded(
+            &settings,
+            "poll-interval-ms",
+            DEFAULT_POLL_INTERVAL_MS,
+            1,
+            60_000,
+        )?;
         Ok(Self {
             region,
             role_arn,
@@ -185,6 +186,29 @@ impl Config {
             Some(template) => (template.replace(NAME_PLACEHOLDER, name), "override"),
             None => (function_url.to_string(), "function-url"),
         }
+    }
+}
+
+/// A trimmed value, or `None` when absent or blank.
+fn nonempty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// An optional integer setting within `min..=max`.
+fn bounded(
+    settings: &Settings,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> ProviderResult<u64> {
+    let value = settings.parse::<u64>(key)?.unwrap_or(default);
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ProviderError::Invalid(format!(
+            "setting `{key}` = {value} is out of range ({min} to {max})"
+        )))
     }
 }
 

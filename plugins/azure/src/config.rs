@@ -142,8 +142,7 @@ impl Config {
                     .to_string(),
             ));
         }
-        let location = settings
-            .trimmed("location")
+        let location = nonempty(settings.get("location"))
             .ok_or_else(|| {
                 ProviderError::Invalid(
                     "no Azure location: set Stellar.ProviderSettings.location to a region that \
@@ -158,9 +157,8 @@ impl Config {
                  (lower-case letters and digits, e.g. \"eastus\")"
             )));
         }
-        let subscription = settings
-            .trimmed("subscription-id")
-            .or_else(|| credentials.trimmed(&azure, "subscription-id"))
+        let subscription = nonempty(settings.get("subscription-id"))
+            .or_else(|| nonempty(credentials.value(&azure, "subscription-id")))
             .ok_or_else(|| {
                 ProviderError::Invalid(
                     "no Azure subscription: set AZURE_SUBSCRIPTION_ID or \
@@ -182,28 +180,35 @@ impl Config {
         let client_id = credentials.require(&azure, "client-id")?.trim().to_string();
         let client_secret = credentials.require(&azure, "client-secret")?.to_string();
         let url = |key: &str, default: &str| -> ProviderResult<BaseUrl> {
-            let value = settings.trimmed(key).unwrap_or(default);
+            let value = nonempty(settings.get(key)).unwrap_or(default);
             BaseUrl::parse(value)
                 .map_err(|e| ProviderError::Invalid(format!("Stellar.ProviderSettings.{key}: {e}")))
         };
         let arm = url("arm-endpoint", DEFAULT_ARM)?;
         let login = url("login-endpoint", DEFAULT_LOGIN)?;
-        let blob = settings
-            .trimmed("blob-endpoint")
+        let blob = nonempty(settings.get("blob-endpoint"))
             .unwrap_or(DEFAULT_BLOB)
             .trim_end_matches('/')
             .to_string();
         BaseUrl::parse(&blob.replace(ACCOUNT_PLACEHOLDER, "account")).map_err(|e| {
             ProviderError::Invalid(format!("Stellar.ProviderSettings.blob-endpoint: {e}"))
         })?;
-        let url_override = settings
-            .trimmed("function-url-override")
-            .map(str::to_string);
-        let max_instances =
-            settings.bounded("maximum-instance-count", DEFAULT_MAX_INSTANCES, 40..=1000)?;
-        let wait_timeout_s =
-            settings.bounded("wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1..=7200)?;
-        let poll_ms = settings.bounded("poll-interval-ms", DEFAULT_POLL_INTERVAL_MS, 1..=60_000)?;
+        let url_override = nonempty(settings.get("function-url-override")).map(str::to_string);
+        let max_instances = bounded(
+            &settings,
+            "maximum-instance-count",
+            DEFAULT_MAX_INSTANCES,
+            40,
+            1000,
+        )?;
+        let wait_timeout_s = bounded(&settings, "wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1, 7200)?;
+        let poll_ms = bounded(
+            &settings,
+            "poll-interval-ms",
+            DEFAULT_POLL_INTERVAL_MS,
+            1,
+            60_000,
+        )?;
         Ok(Self {
             location,
             subscription,
@@ -231,6 +236,27 @@ impl Config {
             Some(template) => template.replace(NAME_PLACEHOLDER, name),
             None => function_url.to_string(),
         }
+    }
+}
+
+fn nonempty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn bounded(
+    settings: &Settings,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> ProviderResult<u64> {
+    let value = settings.parse::<u64>(key)?.unwrap_or(default);
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ProviderError::Invalid(format!(
+            "Stellar.ProviderSettings.{key}: {value} is outside {min} to {max}"
+        )))
     }
 }
 

@@ -61,12 +61,6 @@ impl Credentials {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Value `key` of the credential of `kind` without surrounding blanks; `None` when the
-    /// credential or the value is missing or blank.
-    pub fn trimmed(&self, kind: &CredentialKind, key: &str) -> Option<&str> {
-        crate::settings::non_blank(self.value(kind, key))
-    }
-
     /// Value `key` of the credential of `kind`. A credential that was not granted, or a value
     /// that is missing or empty, is `unauthorized`; the message names the kind and the key,
     /// never a value.

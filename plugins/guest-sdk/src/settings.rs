@@ -65,32 +65,6 @@ impl Settings {
         }
     }
 
-    /// The value of `key` without surrounding blanks; missing or blank is `None` (so an empty
-    /// override falls back to the default).
-    pub fn trimmed(&self, key: &str) -> Option<&str> {
-        non_blank(self.get(key))
-    }
-
-    /// The integer value of `key` (or `default` when it is missing), which must lie within
-    /// `range`; anything else is `invalid`, naming the key, the value and the range.
-    pub fn bounded(
-        &self,
-        key: &str,
-        default: u64,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<u64, ProviderError> {
-        let value = self.parse::<u64>(key)?.unwrap_or(default);
-        if range.contains(&value) {
-            Ok(value)
-        } else {
-            Err(ProviderError::Invalid(format!(
-                "setting `{key}` = {value} is out of range ({} to {})",
-                range.start(),
-                range.end()
-            )))
-        }
-    }
-
     /// Parses the value of `key` if present; a value that does not parse is `invalid`.
     pub fn parse<T>(&self, key: &str) -> Result<Option<T>, ProviderError>
     where
@@ -121,11 +95,6 @@ impl Settings {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
-}
-
-/// `value` without surrounding blanks; `None` when it is missing or blank.
-pub(crate) fn non_blank(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// A slot for an adapter's configuration, set by `configure` and read by the other calls.
@@ -186,27 +155,6 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<Vec<_>>(),
         )
-    }
-
-    #[test]
-    fn trimmed_treats_blank_as_missing() {
-        let s = settings(&[("region", " eu-west-1 "), ("endpoint", "  ")]);
-        assert_eq!(s.trimmed("region"), Some("eu-west-1"));
-        assert_eq!(s.trimmed("endpoint"), None);
-        assert_eq!(s.trimmed("absent"), None);
-    }
-
-    #[test]
-    fn bounded_applies_the_default_and_names_the_range() {
-        let s = settings(&[("wait-timeout-s", "7200"), ("poll-ms", "500")]);
-        assert_eq!(s.bounded("poll-ms", 1000, 100..=60_000), Ok(500));
-        assert_eq!(s.bounded("absent", 1000, 100..=60_000), Ok(1000));
-        assert_eq!(
-            s.bounded("wait-timeout-s", 600, 1..=3600),
-            Err(ProviderError::Invalid(
-                "setting `wait-timeout-s` = 7200 is out of range (1 to 3600)".to_string()
-            ))
-        );
     }
 
     #[test]
