@@ -19,4 +19,5 @@ mod lambda_watch;
 mod orphans;
 mod plugins;
 mod run_local;
+mod support;
 mod third_party;
