@@ -72,7 +72,7 @@ mod settings;
 use std::time::Duration;
 
 pub use credentials::Credentials;
-pub use settings::{Configured, Settings, option};
+pub use settings::{Configured, Settings, nonempty, option};
 
 /// Blocks the calling adapter for `duration` (for retry backoff and polling), on the
 /// wasi:clocks monotonic clock. The host's per-call deadline still applies while sleeping.
