@@ -177,7 +177,10 @@ impl<'c> Api<'c> {
             }
             checks += 1;
             if !current.done {
-                return Ok(Poll::Pending(format!("operation {} not done", current.name)));
+                return Ok(Poll::Pending(format!(
+                    "operation {} not done",
+                    current.name
+                )));
             }
             if let Some(error) = &current.error {
                 return Err(google_error::from_status(what, error));

@@ -170,9 +170,11 @@ fn check_project(project: &str, source: &str) -> ProviderResult<()> {
 fn check_region(region: &str) -> ProviderResult<()> {
     let ok = (3..=40).contains(&region.len())
         && region.split('-').count() >= 2
-        && region
-            .split('-')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        && region.split('-').all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
     if ok {
         Ok(())
     } else {
@@ -271,17 +273,27 @@ impl Config {
             .nonempty("token-endpoint")
             .unwrap_or(&key.token_uri)
             .to_string();
-        BaseUrl::parse(token_endpoint.split('/').take(3).collect::<Vec<_>>().join("/").as_str())
-            .map_err(|e| ProviderError::Invalid(format!("token endpoint: {e}")))?;
-        let max_instances =
-            settings.bounded("max-instances", DEFAULT_MAX_INSTANCES, 1, 1000)?;
+        BaseUrl::parse(
+            token_endpoint
+                .split('/')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("/")
+                .as_str(),
+        )
+        .map_err(|e| ProviderError::Invalid(format!("token endpoint: {e}")))?;
+        let max_instances = settings.bounded("max-instances", DEFAULT_MAX_INSTANCES, 1, 1000)?;
         let wait_timeout_s = settings.bounded("wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1, 3600)?;
         let poll_interval_ms =
             settings.bounded("poll-interval-ms", DEFAULT_POLL_INTERVAL_MS, 1, 60_000)?;
         Ok(Self {
             project,
             run_api: url_setting(&settings, "api-endpoint", DEFAULT_RUN_API)?,
-            artifact_api: url_setting(&settings, "artifact-registry-endpoint", DEFAULT_ARTIFACT_API)?,
+            artifact_api: url_setting(
+                &settings,
+                "artifact-registry-endpoint",
+                DEFAULT_ARTIFACT_API,
+            )?,
             registry: url_setting(&settings, "registry-endpoint", &registry_default)?,
             region,
             repository,
@@ -311,7 +323,9 @@ pub(crate) mod tests {
         static PEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         PEM.get_or_init(|| {
             let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
-            key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap().to_string()
+            key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+                .unwrap()
+                .to_string()
         })
     }
 
@@ -369,22 +383,47 @@ pub(crate) mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("PRIVATE"), "{shown}");
         let c = config(&[("project", "other-proj"), ("cpu", "2")]);
-        assert_eq!((c.project.as_str(), c.cpu.as_deref()), ("other-proj", Some("2")));
+        assert_eq!(
+            (c.project.as_str(), c.cpu.as_deref()),
+            ("other-proj", Some("2"))
+        );
     }
 
     #[test]
     fn bad_settings_and_keys_are_named() {
         let key = key_json(Some("proj-123456"));
         let no_project = key_json(None);
-        assert!(invalid(&[("region", "us-central1")], &no_project).contains("no Google Cloud project"));
+        assert!(
+            invalid(&[("region", "us-central1")], &no_project).contains("no Google Cloud project")
+        );
         assert!(invalid(&[], &key).contains("missing setting `region`"));
         assert!(invalid(&[("region", "US Central")], &key).contains("not a Google Cloud region"));
-        assert!(invalid(&[("region", "us-central1"), ("project", "X")], &key).contains("setting `project`"));
-        assert!(invalid(&[("region", "us-central1"), ("cpu", "99")], &key).contains("setting `cpu`"));
-        assert!(invalid(&[("region", "us-central1"), ("repository", "Bad_Repo")], &key).contains("repository"));
-        assert!(invalid(&[("region", "us-central1"), ("regoin", "x")], &key).contains("unknown setting `regoin`"));
-        let bad_key = invalid(&[("region", "us-central1")], "{\"type\":\"service_account\"}");
-        assert!(bad_key.contains("GOOGLE_APPLICATION_CREDENTIALS") && bad_key.contains("client_email"), "{bad_key}");
+        assert!(
+            invalid(&[("region", "us-central1"), ("project", "X")], &key)
+                .contains("setting `project`")
+        );
+        assert!(
+            invalid(&[("region", "us-central1"), ("cpu", "99")], &key).contains("setting `cpu`")
+        );
+        assert!(
+            invalid(
+                &[("region", "us-central1"), ("repository", "Bad_Repo")],
+                &key
+            )
+            .contains("repository")
+        );
+        assert!(
+            invalid(&[("region", "us-central1"), ("regoin", "x")], &key)
+                .contains("unknown setting `regoin`")
+        );
+        let bad_key = invalid(
+            &[("region", "us-central1")],
+            "{\"type\":\"service_account\"}",
+        );
+        assert!(
+            bad_key.contains("GOOGLE_APPLICATION_CREDENTIALS") && bad_key.contains("client_email"),
+            "{bad_key}"
+        );
         assert!(matches!(
             Config::from_settings(pairs(&[("region", "us-central1")]), Credentials::default()),
             Err(ProviderError::Unauthorized(_))

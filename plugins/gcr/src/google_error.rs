@@ -129,13 +129,34 @@ mod tests {
             let body = json!({"error": {"code": status, "message": "m", "status": name}});
             from_response(&response(status, &body.to_string())).error
         };
-        assert!(matches!(kind(403, "PERMISSION_DENIED"), ProviderError::Unauthorized(_)));
-        assert!(matches!(kind(401, "UNAUTHENTICATED"), ProviderError::Unauthorized(_)));
-        assert!(matches!(kind(429, "RESOURCE_EXHAUSTED"), ProviderError::Throttled(_)));
-        assert!(matches!(kind(400, "RESOURCE_EXHAUSTED"), ProviderError::Quota(_)));
-        assert!(matches!(kind(409, "ALREADY_EXISTS"), ProviderError::Invalid(_)));
-        assert!(matches!(kind(400, "FAILED_PRECONDITION"), ProviderError::Invalid(_)));
-        assert!(matches!(kind(503, "UNAVAILABLE"), ProviderError::Transient(_)));
+        assert!(matches!(
+            kind(403, "PERMISSION_DENIED"),
+            ProviderError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            kind(401, "UNAUTHENTICATED"),
+            ProviderError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            kind(429, "RESOURCE_EXHAUSTED"),
+            ProviderError::Throttled(_)
+        ));
+        assert!(matches!(
+            kind(400, "RESOURCE_EXHAUSTED"),
+            ProviderError::Quota(_)
+        ));
+        assert!(matches!(
+            kind(409, "ALREADY_EXISTS"),
+            ProviderError::Invalid(_)
+        ));
+        assert!(matches!(
+            kind(400, "FAILED_PRECONDITION"),
+            ProviderError::Invalid(_)
+        ));
+        assert!(matches!(
+            kind(503, "UNAVAILABLE"),
+            ProviderError::Transient(_)
+        ));
         assert!(matches!(kind(502, ""), ProviderError::Transient(_)));
         let html = from_response(&response(502, "<html>Bad Gateway</html>"));
         assert!(html.is_retryable() && html.code.is_empty(), "{html:?}");
@@ -155,7 +176,13 @@ mod tests {
                     .into()
             )
         );
-        assert!(matches!(from_status("x", &json!({"code": 7})), ProviderError::Unauthorized(_)));
-        assert!(matches!(from_status("x", &json!({"code": 99})), ProviderError::Other(_)));
+        assert!(matches!(
+            from_status("x", &json!({"code": 7})),
+            ProviderError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            from_status("x", &json!({"code": 99})),
+            ProviderError::Other(_)
+        ));
     }
 }

@@ -308,7 +308,10 @@ mod tests {
             timeout_s: 30,
             arch: Arch::X8664,
             env: pairs(&[("STELLAR_PROVIDER", "gcr"), ("PORT", "1")]),
-            tags: pairs(&[("stellar-run", "0a1b2c"), ("stellar-sub-experiment", "Cold Start")]),
+            tags: pairs(&[
+                ("stellar-run", "0a1b2c"),
+                ("stellar-sub-experiment", "Cold Start"),
+            ]),
             instance_concurrency: 0,
             options: pairs(options),
             artifact: None,
@@ -318,8 +321,13 @@ mod tests {
     #[test]
     fn the_service_body_follows_the_v2_proto() {
         let c = config(&[]);
-        let body = service_body(&c, &spec(512, &[("cpu-boost", "true")]), "img@sha256:1", None)
-            .unwrap();
+        let body = service_body(
+            &c,
+            &spec(512, &[("cpu-boost", "true")]),
+            "img@sha256:1",
+            None,
+        )
+        .unwrap();
         assert_eq!(
             body,
             json!({
@@ -339,10 +347,22 @@ mod tests {
                 },
             })
         );
-        let big = service_body(&c, &spec(10_240, &[]), "i", Some("projects/p/locations/r/services/s"))
-            .unwrap();
-        assert_eq!(big["template"]["containers"][0]["resources"]["limits"]["cpu"], "4");
-        assert!(big["template"]["containers"][0]["resources"].get("startupCpuBoost").is_none());
+        let big = service_body(
+            &c,
+            &spec(10_240, &[]),
+            "i",
+            Some("projects/p/locations/r/services/s"),
+        )
+        .unwrap();
+        assert_eq!(
+            big["template"]["containers"][0]["resources"]["limits"]["cpu"],
+            "4"
+        );
+        assert!(
+            big["template"]["containers"][0]["resources"]
+                .get("startupCpuBoost")
+                .is_none()
+        );
         assert_eq!(big["name"], "projects/p/locations/r/services/s");
     }
 
@@ -352,7 +372,10 @@ mod tests {
         assert!(check_spec("St_bad", &spec(512, &[])).is_err());
         assert!(check_spec("st-x", &spec(64, &[])).is_err());
         let err = check_spec("st-x", &spec(512, &[("keep-alive-ms", "1")])).unwrap_err();
-        assert!(matches!(&err, ProviderError::Invalid(m) if m.contains("keep-alive-ms")), "{err:?}");
+        assert!(
+            matches!(&err, ProviderError::Invalid(m) if m.contains("keep-alive-ms")),
+            "{err:?}"
+        );
         let mut arm = spec(512, &[]);
         arm.arch = Arch::Arm64;
         assert!(check_spec("st-x", &arm).is_err());
@@ -362,7 +385,10 @@ mod tests {
     fn timestamps_and_endpoints() {
         assert_eq!(unix_ms("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(unix_ms("2024-02-29T12:00:01.5Z"), Some(1_709_208_001_500));
-        assert_eq!(unix_ms("2024-02-29T12:00:01.123456789Z"), Some(1_709_208_001_123));
+        assert_eq!(
+            unix_ms("2024-02-29T12:00:01.123456789Z"),
+            Some(1_709_208_001_123)
+        );
         assert_eq!(unix_ms("yesterday"), None);
         let service: Service = serde_json::from_value(json!({
             "name": "projects/p/locations/us-central1/services/st-0a1b2c-00-00",
