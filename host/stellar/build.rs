@@ -53,6 +53,10 @@ fn main() {
             "STELLAR_PLUGIN_STUCK_DESCRIBE_WASM",
             "stellar_plugin_stuck_describe.wasm",
         ),
+        (
+            "STELLAR_PLUGIN_OCI_PUSH_PROBE_WASM",
+            "stellar_plugin_oci_push_probe.wasm",
+        ),
     ] {
         let path = wasm_dir.join(file);
         assert!(
