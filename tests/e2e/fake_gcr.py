@@ -92,6 +92,8 @@ state = {
     "assertions_rejected": 0,
     "iam": {},  # service id -> policy
     "images_pulled": [],
+    "instance_ids": [],  # every instance ever started
+    "bodies": [],  # [method, service id, body] of every create and update
     "config": {
         "pending_polls": 2,
         "throttle_next": 0,
@@ -231,6 +233,8 @@ class MetadataHandler(BaseHTTPRequestHandler):
 class Instance:
     def __init__(self, service_id, revision, root, image_config, env):
         self.id = secrets.token_hex(32)
+        with lock:
+            state["instance_ids"].append(self.id)
         self.metadata = ThreadingHTTPServer(("127.0.0.1", 0), MetadataHandler)
         self.metadata.instance_id = self.id
         threading.Thread(target=self.metadata.serve_forever, daemon=True).start()
@@ -452,6 +456,7 @@ def run_api(method, parts, query, body):
             service_id = query.get("serviceId", "")
             doc = parse_service(body)
             check_service(doc)
+            state["bodies"].append(["POST", service_id, json.loads(body)])
             if service_id in services:
                 raise Fail(6, "ALREADY_EXISTS", f"Resource '{service_id}' already exists.")
             doc.update({
@@ -492,6 +497,7 @@ def run_api(method, parts, query, body):
     if method == "PATCH":
         doc = parse_service(body)
         check_service(doc)
+        state["bodies"].append(["PATCH", service_id, json.loads(body)])
         if doc.get("name") not in (None, service["name"]):
             raise Fail(3, "INVALID_ARGUMENT", "service.name does not match the URL")
         for key in ("labels", "template", "ingress"):
@@ -593,6 +599,8 @@ def control(handler, body):
                 "tokens_issued": state["tokens_issued"],
                 "assertions_rejected": state["assertions_rejected"],
                 "images_pulled": state["images_pulled"],
+                "bodies": state["bodies"],
+                "instance_ids": state["instance_ids"],
                 "instances": {
                     s: [i.id for i in p.instances if isinstance(i, Instance)]
                     for s, p in state["pools"].items()
