@@ -369,12 +369,20 @@ def operation_view(name):
     return out
 
 
-def parse_service(body):
+def proto_json(message_type, body):
+    """`body` parsed with the published proto (unknown fields refused), back as proto3 JSON
+    with enum names (clients may send enums as numbers)."""
     try:
-        run_v2.Service.from_json(body.decode() or "{}")
+        message = message_type.from_json(body.decode() or "{}")
     except Exception as e:
         raise Fail(3, "INVALID_ARGUMENT", f"Invalid JSON payload received. {e}")
-    return json.loads(body or b"{}")
+    return json.loads(message_type.to_json(
+        message, use_integers_for_enums=False, including_default_value_fields=False, indent=None
+    ))
+
+
+def parse_service(body):
+    return proto_json(run_v2.Service, body)
 
 
 def check_service(doc):
@@ -538,11 +546,7 @@ def artifact_api(method, parts, query, body):
         raise Fail(5, "NOT_FOUND", "The requested URL was not found on this server.")
     if not rest and method == "POST":
         repo_id = query.get("repositoryId", "")
-        try:
-            artifactregistry_v1.Repository.from_json(body.decode())
-        except Exception as e:
-            raise Fail(3, "INVALID_ARGUMENT", f"Invalid JSON payload received. {e}")
-        doc = json.loads(body)
+        doc = proto_json(artifactregistry_v1.Repository, body)
         if doc.get("format") != "DOCKER":
             raise Fail(3, "INVALID_ARGUMENT", "format must be DOCKER for a docker repository")
         if repo_id in repositories:

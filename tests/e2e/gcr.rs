@@ -10,6 +10,7 @@
 //! fake metadata server, so the timed requests reach the measurement function from the pushed
 //! image and its instance ids come from the metadata server.
 //!
+//! The fake is itself checked against Google's own clients (`fake_gcr_sdk_check.py`).
 //! The service-account key is generated per test by PyPI `cryptography` (nothing secret is
 //! committed). Needs python3 with `cryptography google-cloud-run google-cloud-artifact-registry`
 //! and `docker-registry skopeo apache2-utils` (the README's test command installs them).
@@ -227,6 +228,27 @@ fn write_experiment(dir: &Path, name: &str, doc: &Value) -> PathBuf {
     let file = dir.join(name);
     fs_err::write(&file, serde_json::to_string_pretty(doc).unwrap()).unwrap();
     file
+}
+
+/// The fake itself against Google's own clients (`fake_gcr_sdk_check.py`: google-auth's token
+/// request, the official Cloud Run v2 and Artifact Registry REST clients): what the adapter is
+/// tested against is what Google's clients speak.
+#[test]
+fn the_fake_cloud_run_serves_googles_own_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path(), "key.json", Some(PROJECT));
+    let output = Command::new("python3")
+        .arg(repo().join("tests/e2e/fake_gcr_sdk_check.py"))
+        .arg(&key)
+        .arg(dir.path().join("work"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("SDK-CHECK-OK"),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
