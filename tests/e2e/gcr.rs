@@ -399,9 +399,9 @@ fn stellar_run_on_gcr_pushes_the_image_deploys_through_the_fake_and_measures_it(
     fake.control(
         "/__fake/services",
         &json!({
-            "name": format!("projects/{PROJECT}/locations/{REGION}/services/st-0rphan-00-00"),
-            "uri": format!("http://127.0.0.1:{}/s/st-0rphan-00-00/", fake.front),
-            "labels": {"stellar-run": "0rphan"},
+            "name": format!("projects/{PROJECT}/locations/{REGION}/services/st-orphan-00-00"),
+            "uri": format!("http://127.0.0.1:{}/s/st-orphan-00-00/", fake.front),
+            "labels": {"stellar-run": "orphan"},
             "createTime": "2024-01-01T00:00:00Z",
             "template": {"containers": [{"image": image}]}
         }),
@@ -410,7 +410,7 @@ fn stellar_run_on_gcr_pushes_the_image_deploys_through_the_fake_and_measures_it(
         .append(true)
         .open(run_dir.join("resources.jsonl"))
         .unwrap();
-    for name in ["st-0rphan-00-00", "st-9host0-00-00"] {
+    for name in ["st-orphan-00-00", "st-ghost-00-00"] {
         writeln!(
             journal,
             r#"{{"unix_ms":1,"event":"creating","provider":"gcr","function":"{name}"}}"#
