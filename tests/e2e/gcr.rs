@@ -22,6 +22,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use stellar::plugin::{
+    ArtifactKind, Credential, CredentialKind, DeployRequest, Endpoint, PluginRuntime,
+    ProviderError, SandboxLimits,
+};
+use stellar_config::Architecture;
 use stellar_results::read_latencies;
 
 use crate::registry::RunningRegistry;
@@ -435,6 +440,161 @@ fn stellar_run_on_gcr_pushes_the_image_deploys_through_the_fake_and_measures_it(
         latencies[latencies.len() / 2],
         latencies[latencies.len() - 1],
         instance_ids.len()
+    );
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn request(memory_mb: u32, artifact: Option<&Path>) -> DeployRequest {
+    DeployRequest {
+        name: "st-e2e000-00-00".into(),
+        memory_mb,
+        timeout_s: 10,
+        arm64: false,
+        env: pairs(&[("STELLAR_PROVIDER", "gcr")]),
+        tags: pairs(&[("stellar-run", "e2e000")]),
+        instance_concurrency: 0,
+        options: vec![],
+        artifact: artifact.map(|p| (p.to_owned(), ArtifactKind::OciImage)),
+    }
+}
+
+fn meta<'e>(endpoint: &'e Endpoint, key: &str) -> &'e str {
+    endpoint
+        .meta
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no meta `{key}` in {:?}", endpoint.meta))
+}
+
+/// The adapter in stellar's plugin host: deploy (repository created, image pushed, 3-poll
+/// operation, public), list, update without and with a new image (PATCH, a new revision),
+/// remove; then a missing service is `not-found`.
+#[tokio::test]
+async fn gcr_adapter_deploys_updates_lists_and_removes_on_the_fake() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path(), "key.json", Some(PROJECT));
+    let registry = RunningRegistry::start(false);
+    let fake = FakeGcr::start(&key, &dir.path().join("fake"));
+    fake.control("/__fake/config", &json!({"pending_polls": 3}));
+    let binary = stellar::package::oci_image::build_for_arch(Architecture::X86_64).unwrap();
+    let image = dir.path().join("image.tar");
+    let (built, archive) =
+        stellar::package::oci_image::oci_archive(&binary, &image, None, 0).unwrap();
+
+    let rt = PluginRuntime::with_cache_dir(
+        SandboxLimits::default(),
+        Some(dir.path().join("cache")),
+    )
+    .unwrap();
+    let plugin = rt
+        .load(stellar::embedded::plugin_for("gcr").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(plugin.info().artifacts, vec![ArtifactKind::OciImage]);
+    let hosts = vec![
+        format!("127.0.0.1:{}", fake.port),
+        registry.authority().to_string(),
+    ];
+    let mut inst = rt.instantiate(&plugin, &hosts).await.unwrap();
+    let settings = pairs(&[
+        ("region", REGION),
+        ("api-endpoint", &fake.url()),
+        ("artifact-registry-endpoint", &fake.url()),
+        ("registry-endpoint", &registry.url),
+        ("token-endpoint", &format!("{}/token", fake.url())),
+        ("poll-interval-ms", "20"),
+    ]);
+    let credentials = vec![Credential {
+        kind: CredentialKind::Gcp,
+        values: pairs(&[(
+            "service-account-json",
+            &fs_err::read_to_string(&key).unwrap(),
+        )]),
+    }];
+    inst.configure(&settings, &credentials).await.unwrap();
+
+    let started = Instant::now();
+    let endpoint = inst
+        .deploy_function(&request(512, Some(&image)))
+        .await
+        .unwrap();
+    let deploy_time = started.elapsed();
+    assert_eq!(endpoint.id, "st-e2e000-00-00");
+    assert_eq!(
+        endpoint.url,
+        format!("http://127.0.0.1:{}/s/st-e2e000-00-00/", fake.front)
+    );
+    assert_eq!(meta(&endpoint, "stellar-run"), "e2e000");
+    assert!(meta(&endpoint, "image").ends_with(&built.manifest.digest), "{endpoint:?}");
+    // The service answers from the pushed image, with the metadata server's instance id.
+    let (status, reply) = http(fake.front, "GET", "/s/st-e2e000-00-00/?SpinMs=1", b"");
+    assert_eq!(status, 200, "{reply}");
+    let first_instance = reply["instance_id"].as_str().unwrap().to_owned();
+    assert!(
+        fake.state()["instance_ids"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(first_instance.as_str())),
+        "{reply}"
+    );
+    assert_eq!(reply["runtime"]["provider"], "gcr");
+
+    let listed = inst.list_apis().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((&listed[0].id, &listed[0].url), (&endpoint.id, &endpoint.url));
+    assert!(meta(&listed[0], "created-unix-ms").parse::<u64>().is_ok());
+
+    // Update without an artifact: the same image, more memory, a new revision.
+    let started = Instant::now();
+    let updated = inst
+        .update_function(&endpoint.id, &request(1024, None))
+        .await
+        .unwrap();
+    let update_time = started.elapsed();
+    assert_eq!(updated.url, endpoint.url);
+    let bodies = fake.state()["bodies"].clone();
+    let patch = &bodies[1];
+    assert_eq!(patch[0], "PATCH");
+    assert_eq!(
+        patch[2]["template"]["containers"][0]["resources"]["limits"]["memory"],
+        "1024Mi"
+    );
+    assert_eq!(
+        patch[2]["template"]["containers"][0]["image"],
+        bodies[0][2]["template"]["containers"][0]["image"]
+    );
+    let (status, reply) = http(fake.front, "GET", "/s/st-e2e000-00-00/", b"");
+    assert_eq!(status, 200, "{reply}");
+    assert_ne!(reply["instance_id"], first_instance.as_str(), "a new revision, new instances");
+    // With the image again: the registry already has every blob.
+    let started = Instant::now();
+    inst.update_function(&endpoint.id, &request(1024, Some(&image)))
+        .await
+        .unwrap();
+    let repush_time = started.elapsed();
+
+    let started = Instant::now();
+    inst.remove_function(&endpoint.id).await.unwrap();
+    let remove_time = started.elapsed();
+    assert!(fake.service_names().is_empty());
+    assert_eq!(fake.state()["running"], 0);
+    let err = inst.remove_function(&endpoint.id).await.unwrap_err();
+    assert!(
+        matches!(err.provider_error(), Some(ProviderError::NotFound(m)) if m.contains("NOT_FOUND")),
+        "{err}"
+    );
+    eprintln!(
+        "gcr adapter against the fake: image {} bytes (manifest {}); deploy (repository, push, \
+         create with 3 polls, IAM) {deploy_time:?}, update {update_time:?}, update with the \
+         same image (blobs skipped) {repush_time:?}, remove {remove_time:?}",
+        archive.size, built.manifest.digest
     );
 }
 
