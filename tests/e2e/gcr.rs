@@ -680,3 +680,29 @@ fn bad_input_on_gcr_gives_clear_errors_and_leaves_nothing_behind() {
         );
     }
 }
+
+/// STeLLAR's own gcr experiment files plan with this adapter once a region is given: the
+/// adapter loads, its options and the `gcp` credential are checked, nothing is deployed.
+#[test]
+fn stellars_gcr_experiment_files_plan_with_the_gcr_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path(), "key.json", Some(PROJECT));
+    for name in ["gcr-tests-hellorust.json", "gcr-cold-hellogo-boosted.json"] {
+        let text =
+            fs_err::read_to_string(repo().join("experiments/stellar-compat").join(name)).unwrap();
+        let mut doc: Value = serde_json::from_str(&text).unwrap();
+        doc["Stellar"] = json!({"ProviderSettings": {"region": REGION}});
+        let file = write_experiment(dir.path(), name, &doc);
+        let output = stellar(&["run", file.to_str().unwrap(), "--dry-run"], dir.path(), &key);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{name}: stdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        assert!(
+            stdout.contains("Runtime") || stderr.contains("Runtime"),
+            "{name}: Runtime is not listed as ignored:\n{stdout}\n{stderr}"
+        );
+    }
+}
