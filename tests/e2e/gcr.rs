@@ -107,7 +107,12 @@ impl FakeGcr {
     fn start(key: &Path, work: &Path) -> Self {
         let mut child = Command::new("python3")
             .arg(repo().join("tests/e2e/fake_gcr.py"))
-            .args([key.to_str().unwrap(), PROJECT, REGION, work.to_str().unwrap()])
+            .args([
+                key.to_str().unwrap(),
+                PROJECT,
+                REGION,
+                work.to_str().unwrap(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -119,7 +124,11 @@ impl FakeGcr {
             .unwrap();
         let ports: Vec<u16> = line
             .strip_prefix("FAKE-GCR-READY ")
-            .map(|rest| rest.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+            .map(|rest| {
+                rest.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
             .unwrap_or_default();
         assert_eq!(
             ports.len(),
@@ -202,7 +211,7 @@ fn experiment(fake: &FakeGcr, registry_url: &str, extra: &[(&str, &str)]) -> Val
         "api-endpoint": fake.url(),
         "artifact-registry-endpoint": fake.url(),
         "registry-endpoint": registry_url,
-        "token-endpoint": format!("{}/token", fake.url()),
+        "oauth-endpoint": format!("{}/token", fake.url()),
         "service-url-host": format!("http://127.0.0.1:{}", fake.front),
         "poll-interval-ms": "20",
     });
@@ -276,14 +285,23 @@ fn stellar_run_on_gcr_pushes_the_image_deploys_through_the_fake_and_measures_it(
     let out = dir.path().join("results");
     let started = Instant::now();
     let output = stellar(
-        &["run", file.to_str().unwrap(), "--json", "-o", out.to_str().unwrap()],
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--json",
+            "-o",
+            out.to_str().unwrap(),
+        ],
         dir.path(),
         &key,
     );
     let run_time = started.elapsed();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     let analysis: Value = serde_json::from_str(&stdout).unwrap();
     let run_dir = Path::new(analysis["run_dir"].as_str().unwrap()).to_owned();
 
@@ -338,8 +356,7 @@ fn stellar_run_on_gcr_pushes_the_image_deploys_through_the_fake_and_measures_it(
     let template = &body["template"];
     assert_eq!(template["maxInstanceRequestConcurrency"], 1, "{body}");
     assert_eq!(
-        template["containers"][0]["resources"]["startupCpuBoost"],
-        true,
+        template["containers"][0]["resources"]["startupCpuBoost"], true,
         "{body}"
     );
     assert_eq!(
@@ -381,8 +398,7 @@ fn stellar_run_on_gcr_pushes_the_image_deploys_through_the_fake_and_measures_it(
     // private key appears in no output or result file.
     let run_log = fs_err::read_to_string(run_dir.join("run.log")).unwrap();
     assert!(run_log.contains("Handler"), "{run_log}");
-    let private_key: Value =
-        serde_json::from_str(&fs_err::read_to_string(&key).unwrap()).unwrap();
+    let private_key: Value = serde_json::from_str(&fs_err::read_to_string(&key).unwrap()).unwrap();
     let secret_line = private_key["private_key"]
         .as_str()
         .unwrap()
@@ -430,7 +446,10 @@ fn stellar_run_on_gcr_pushes_the_image_deploys_through_the_fake_and_measures_it(
         "{text}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(text.contains("1 removed, 1 already gone, 0 failed"), "{text}");
+    assert!(
+        text.contains("1 removed, 1 already gone, 0 failed"),
+        "{text}"
+    );
     assert!(fake.service_names().is_empty());
 
     eprintln!(
@@ -488,11 +507,9 @@ async fn gcr_adapter_deploys_updates_lists_and_removes_on_the_fake() {
     let (built, archive) =
         stellar::package::oci_image::oci_archive(&binary, &image, None, 0).unwrap();
 
-    let rt = PluginRuntime::with_cache_dir(
-        SandboxLimits::default(),
-        Some(dir.path().join("cache")),
-    )
-    .unwrap();
+    let rt =
+        PluginRuntime::with_cache_dir(SandboxLimits::default(), Some(dir.path().join("cache")))
+            .unwrap();
     let plugin = rt
         .load(stellar::embedded::plugin_for("gcr").unwrap())
         .await
@@ -508,7 +525,7 @@ async fn gcr_adapter_deploys_updates_lists_and_removes_on_the_fake() {
         ("api-endpoint", &fake.url()),
         ("artifact-registry-endpoint", &fake.url()),
         ("registry-endpoint", &registry.url),
-        ("token-endpoint", &format!("{}/token", fake.url())),
+        ("oauth-endpoint", &format!("{}/token", fake.url())),
         ("poll-interval-ms", "20"),
     ]);
     let credentials = vec![Credential {
@@ -532,7 +549,10 @@ async fn gcr_adapter_deploys_updates_lists_and_removes_on_the_fake() {
         format!("http://127.0.0.1:{}/s/st-e2e000-00-00/", fake.front)
     );
     assert_eq!(meta(&endpoint, "stellar-run"), "e2e000");
-    assert!(meta(&endpoint, "image").ends_with(&built.manifest.digest), "{endpoint:?}");
+    assert!(
+        meta(&endpoint, "image").ends_with(&built.manifest.digest),
+        "{endpoint:?}"
+    );
     // The service answers from the pushed image, with the metadata server's instance id.
     let (status, reply) = http(fake.front, "GET", "/s/st-e2e000-00-00/?SpinMs=1", b"");
     assert_eq!(status, 200, "{reply}");
@@ -548,7 +568,10 @@ async fn gcr_adapter_deploys_updates_lists_and_removes_on_the_fake() {
 
     let listed = inst.list_apis().await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!((&listed[0].id, &listed[0].url), (&endpoint.id, &endpoint.url));
+    assert_eq!(
+        (&listed[0].id, &listed[0].url),
+        (&endpoint.id, &endpoint.url)
+    );
     assert!(meta(&listed[0], "created-unix-ms").parse::<u64>().is_ok());
 
     // Update without an artifact: the same image, more memory, a new revision.
@@ -572,7 +595,11 @@ async fn gcr_adapter_deploys_updates_lists_and_removes_on_the_fake() {
     );
     let (status, reply) = http(fake.front, "GET", "/s/st-e2e000-00-00/", b"");
     assert_eq!(status, 200, "{reply}");
-    assert_ne!(reply["instance_id"], first_instance.as_str(), "a new revision, new instances");
+    assert_ne!(
+        reply["instance_id"],
+        first_instance.as_str(),
+        "a new revision, new instances"
+    );
     // With the image again: the registry already has every blob.
     let started = Instant::now();
     inst.update_function(&endpoint.id, &request(1024, Some(&image)))
@@ -600,7 +627,7 @@ async fn gcr_adapter_deploys_updates_lists_and_removes_on_the_fake() {
 
 /// Runs `stellar run` expecting exit code 1; returns stderr.
 fn run_fails(dir: &Path, key: &Path, doc: &Value, name: &str) -> String {
-    let file = write_experiment(dir, name, doc);
+    let file = write_experiment(dir, &format!("experiment-{name}"), doc);
     let out = dir.join("results");
     let output = stellar(
         &["run", file.to_str().unwrap(), "-o", out.to_str().unwrap()],
@@ -635,11 +662,7 @@ fn bad_input_on_gcr_gives_clear_errors_and_leaves_nothing_behind() {
     assert!(stderr.contains("no Google Cloud project"), "{stderr}");
 
     // A region without Cloud Run: the API's own error, nothing created.
-    let moon = experiment(
-        &fake,
-        &registry.url,
-        &[("region", "moon-central1")],
-    );
+    let moon = experiment(&fake, &registry.url, &[("region", "moon-central1")]);
     let stderr = run_fails(dir.path(), &key, &moon, "moon.json");
     assert!(
         stderr.contains("NOT_FOUND") && stderr.contains("moon-central1"),
@@ -654,7 +677,12 @@ fn bad_input_on_gcr_gives_clear_errors_and_leaves_nothing_behind() {
         stderr.contains("401") || stderr.to_lowercase().contains("unauthorized"),
         "{stderr}"
     );
-    assert!(locked.stored_files().iter().all(|p| !p.to_string_lossy().contains("manifests/tags")));
+    assert!(
+        locked
+            .stored_files()
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("manifests/tags"))
+    );
 
     // A revision that fails to start: the service is deleted again.
     fake.control("/__fake/config", &json!({"fail_next_revision": true}));
@@ -693,7 +721,11 @@ fn stellars_gcr_experiment_files_plan_with_the_gcr_adapter() {
         let mut doc: Value = serde_json::from_str(&text).unwrap();
         doc["Stellar"] = json!({"ProviderSettings": {"region": REGION}});
         let file = write_experiment(dir.path(), name, &doc);
-        let output = stellar(&["run", file.to_str().unwrap(), "--dry-run"], dir.path(), &key);
+        let output = stellar(
+            &["run", file.to_str().unwrap(), "--dry-run"],
+            dir.path(),
+            &key,
+        );
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(

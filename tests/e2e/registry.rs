@@ -43,7 +43,10 @@ pub fn require(tool: &str) {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(found, "`{tool}` is not installed: run `{INSTALL}` (the README's test command does)");
+    assert!(
+        found,
+        "`{tool}` is not installed: run `{INSTALL}` (the README's test command does)"
+    );
 }
 
 impl RunningRegistry {
@@ -59,7 +62,11 @@ impl RunningRegistry {
                 .args(["-Bbn", "stellar", &password])
                 .output()
                 .expect("run htpasswd");
-            assert!(out.status.success(), "htpasswd: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "htpasswd: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             fs_err::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
             (Some("stellar".to_string()), Some(password))
         } else {

@@ -79,7 +79,7 @@ pub(crate) fn options() -> Vec<OptionDecl> {
             "another container registry base URL (default https://<region>-docker.pkg.dev)",
         ),
         option(
-            "token-endpoint",
+            "oauth-endpoint",
             OptionType::ApiUrl,
             None,
             "another OAuth token endpoint (default: the key's token_uri)",
@@ -270,7 +270,7 @@ impl Config {
         }
         let registry_default = format!("https://{region}-docker.pkg.dev");
         let token_endpoint = settings
-            .nonempty("token-endpoint")
+            .nonempty("oauth-endpoint")
             .unwrap_or(&key.token_uri)
             .to_string();
         BaseUrl::parse(

@@ -224,7 +224,10 @@ fn write_layer(blobs: &Path, file: &LayerFile<'_>) -> Result<(Blob, String), Pac
         LayerFile::Filler { .. } => Compression::none(),
     };
     let compressed = Hashing::new(io::BufWriter::with_capacity(1 << 20, out));
-    let gz = GzBuilder::new().mtime(0).operating_system(255).write(compressed, level);
+    let gz = GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(compressed, level);
     let mut tar = Hashing::new(gz);
     let write = |tar: &mut Hashing<_>| -> io::Result<()> {
         let (name, len, mode) = match file {
@@ -345,7 +348,13 @@ fn prepare_dir(dir: &Path) -> Result<(), PackageError> {
                     fs_err::remove_file(&path)
                 };
                 removed
-                    .or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+                    .or_else(|e| {
+                        if e.kind() == io::ErrorKind::NotFound {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })
                     .map_err(io_err("clearing the earlier layout", &path))?;
             }
         }
@@ -467,7 +476,10 @@ pub fn write_archive(image: &OciImage, out: &Path) -> Result<PackagedArtifact, P
         .chain(std::iter::once(&image.config))
         .chain(&image.layers)
     {
-        files.push((format!("blobs/sha256/{}", blob.hex()), image.blob_path(blob)));
+        files.push((
+            format!("blobs/sha256/{}", blob.hex()),
+            image.blob_path(blob),
+        ));
     }
     let mut write = || -> Result<(), PackageError> {
         let w = |r: io::Result<()>| r.map_err(io_err("writing the oci-archive", out));
@@ -478,7 +490,10 @@ pub fn write_archive(image: &OciImage, out: &Path) -> Result<PackagedArtifact, P
                 }
             }
             let mut source = fs_err::File::open(path).map_err(io_err("reading a blob", path))?;
-            let len = source.metadata().map_err(io_err("reading a blob", path))?.len();
+            let len = source
+                .metadata()
+                .map_err(io_err("reading a blob", path))?
+                .len();
             w(tar_header(name, len, 0o644, b'0').and_then(|h| tar.write_all(&h)))?;
             let copied = io::copy(&mut source, &mut tar).map_err(io_err("reading a blob", path))?;
             if copied != len {
@@ -494,7 +509,9 @@ pub fn write_archive(image: &OciImage, out: &Path) -> Result<PackagedArtifact, P
     };
     write()?;
     let (mut buffered, digest, size) = tar.finish();
-    buffered.flush().map_err(io_err("writing the oci-archive", out))?;
+    buffered
+        .flush()
+        .map_err(io_err("writing the oci-archive", out))?;
     Ok(PackagedArtifact {
         path: out.to_owned(),
         size,
@@ -583,9 +600,7 @@ pub fn build_static(source_dir: &Path, target_dir: &Path) -> Result<PathBuf, Pac
 /// Builds the static measurement function from this checkout (x86_64 only).
 pub fn build_for_arch(arch: Architecture) -> anyhow::Result<PathBuf> {
     if arch != Architecture::X86_64 {
-        bail!(
-            "Stellar.Architecture: the OCI image is built for linux/amd64 only; use \"x86_64\""
-        );
+        bail!("Stellar.Architecture: the OCI image is built for linux/amd64 only; use \"x86_64\"");
     }
     let source_dir = lambda_zip::source_dir();
     if !source_dir.join("measurement-fn/Cargo.toml").is_file() {
@@ -657,7 +672,9 @@ mod tests {
         while at + 512 <= bytes.len() && bytes[at..at + 512].iter().any(|&b| b != 0) {
             let h = &bytes[at..at + 512];
             let text = |r: std::ops::Range<usize>| {
-                String::from_utf8_lossy(&h[r]).trim_matches(['\0', ' ']).to_string()
+                String::from_utf8_lossy(&h[r])
+                    .trim_matches(['\0', ' '])
+                    .to_string()
             };
             let name = text(0..100);
             let size = u64::from_str_radix(&text(124..136), 8).unwrap() as usize;
@@ -674,7 +691,9 @@ mod tests {
 
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .unwrap();
         out
     }
 
@@ -692,8 +711,14 @@ mod tests {
             fs_err::read(&b_tar.path).unwrap()
         );
         let (c, _) = oci_archive(&binary, &dir.path().join("c.tar"), Some(2 * MIB), 8).unwrap();
-        assert_eq!(a.layers[0], c.layers[0], "the binary layer does not depend on the seed");
-        assert_ne!(a.manifest.digest, c.manifest.digest, "another seed, other filler");
+        assert_eq!(
+            a.layers[0], c.layers[0],
+            "the binary layer does not depend on the seed"
+        );
+        assert_ne!(
+            a.manifest.digest, c.manifest.digest,
+            "another seed, other filler"
+        );
     }
 
     #[test]
@@ -735,7 +760,10 @@ mod tests {
         assert_eq!(manifest["layers"][0]["mediaType"], MEDIA_LAYER_GZIP);
         let config: serde_json::Value = serde_json::from_slice(&entries[5].1).unwrap();
         assert_eq!(config["config"]["Entrypoint"][0], ENTRYPOINT);
-        assert_eq!((config["os"].as_str(), config["architecture"].as_str()), (Some("linux"), Some("amd64")));
+        assert_eq!(
+            (config["os"].as_str(), config["architecture"].as_str()),
+            (Some("linux"), Some("amd64"))
+        );
 
         // The binary layer: one executable at the root, byte for byte, and its diff id.
         let layer = gunzip(&entries[6].1);
@@ -755,9 +783,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let binary = fake_binary(dir.path());
         for target in [3 * MIB, 5 * MIB + 12_345] {
-            let image =
-                write_layout(&binary, &dir.path().join(format!("l{target}")), Some(target), 3)
-                    .unwrap();
+            let image = write_layout(
+                &binary,
+                &dir.path().join(format!("l{target}")),
+                Some(target),
+                3,
+            )
+            .unwrap();
             let size = image.image_bytes();
             assert!(
                 size >= target && size <= target + PAD_TOLERANCE,
@@ -787,11 +819,16 @@ mod tests {
         let big = write_layout(&binary, &out, Some(2 * MIB), 1).unwrap();
         let plain = write_layout(&binary, &out, None, 1).unwrap();
         assert_eq!(plain.layers.len(), 1);
-        assert!(!big.blob_path(&big.layers[1]).exists(), "stale blobs removed");
+        assert!(
+            !big.blob_path(&big.layers[1]).exists(),
+            "stale blobs removed"
+        );
         let other = dir.path().join("other");
         fs_err::create_dir_all(&other).unwrap();
         fs_err::write(other.join("notes.txt"), "keep me").unwrap();
-        let err = write_layout(&binary, &other, None, 1).unwrap_err().to_string();
+        let err = write_layout(&binary, &other, None, 1)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not an OCI image layout"), "{err}");
         assert!(other.join("notes.txt").exists());
     }
@@ -801,7 +838,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
         let err = write_layout(&missing, &dir.path().join("o"), None, 0).unwrap_err();
-        assert!(err.to_string().contains(&missing.display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
         let binary = fake_binary(dir.path());
         let err = write_layout(&binary, &dir.path().join("o"), Some(u64::MAX), 0).unwrap_err();
         assert!(matches!(err, PackageError::PadTooLarge { .. }), "{err}");
