@@ -80,12 +80,14 @@ impl Default for Instance {
 /// Variables a platform sets to the id of the instance a process runs in (Alibaba FC's
 /// `FC_INSTANCE_ID`); the first non-empty one is the instance id, so rows can be matched with
 /// the platform's own records. Azure's container name is read by
-/// [`crate::azure::instance_id_from_env`] (only under a custom handler).
+/// [`crate::azure::instance_id_from_env`] (only under a custom handler), Cloud Run's instance
+/// id by [`crate::cloud_run::instance_id_from_env`] (only when `K_SERVICE` is set).
 pub const INSTANCE_ID_ENV_VARS: [&str; 1] = ["FC_INSTANCE_ID"];
 
 impl Instance {
     /// A new identity named by the platform where it names instances (Azure's container,
-    /// else the first non-empty [`INSTANCE_ID_ENV_VARS`]), else a random id.
+    /// else the first non-empty [`INSTANCE_ID_ENV_VARS`], else Cloud Run's metadata server),
+    /// else a random id.
     #[must_use]
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Self {
         let id = crate::azure::instance_id_from_env(&env)
@@ -96,6 +98,7 @@ impl Instance {
                         .filter(|v| !v.is_empty())
                 })
             })
+            .or_else(|| crate::cloud_run::instance_id_from_env(&env))
             .unwrap_or_else(crate::random_hex_id);
         Self::with_id(id, crate::unix_ns_now())
     }

@@ -50,7 +50,9 @@
 //!   else 9000 on Alibaba FC (recognised by `FC_FUNCTION_NAME` / `FC_INSTANCE_ID`); else 8080;
 //!   `0` picks an ephemeral port. Address: `STELLAR_LISTEN_ADDR` (default `0.0.0.0`, which FC
 //!   requires).
-//! - Instance id: `FC_INSTANCE_ID` when set, else random. `RequestID`: the parameter, else FC's
+//! - Instance id: `FC_INSTANCE_ID` when set, else on Cloud Run (`K_SERVICE` set) the metadata
+//!   server's `instance/id` (host `GCE_METADATA_HOST`, default `metadata.google.internal`),
+//!   else random. `RequestID`: the parameter, else FC's
 //!   `x-fc-request-id` header, else random. `POST /invoke` (an FC event invocation) takes its
 //!   parameters from a JSON object body when there is one (a bad one is a `400`).
 //! - Once listening it prints exactly one line to stdout (see [`ready`]):
@@ -72,6 +74,7 @@
 //! - [`fault`]: fault injection for stellar's tests (off unless `STELLAR_FAULTS=1`).
 //! - [`azure`]: the Azure custom handler's instance id (`CONTAINER_NAME`) and its non-proxied
 //!   JSON envelope.
+//! - [`cloud_run`]: the Cloud Run instance id from the metadata server.
 //! - [`ready`]: the `STELLAR-READY` line, written by entry points and parsed by the host.
 //! - [`http`] (feature `http-server`): the hyper server used by `stellar-measure-http`.
 //! - `lambda` (feature `lambda`): the Lambda event handler used by `stellar-measure-lambda`
@@ -82,6 +85,7 @@
 #![deny(missing_docs)]
 
 pub mod azure;
+pub mod cloud_run;
 pub mod facts;
 pub mod fault;
 #[cfg(feature = "http-server")]

@@ -14,6 +14,7 @@ mod aws_run;
 mod azure;
 mod contract;
 mod faults;
+mod gcr;
 mod interrupt;
 mod lambda_watch;
 mod oci;

@@ -72,7 +72,7 @@ mod settings;
 use std::time::Duration;
 
 pub use credentials::Credentials;
-pub use settings::{Configured, Settings, option};
+pub use settings::{Configured, Settings, nonempty, option};
 
 /// Seconds since the Unix epoch on the wall clock (wasi:clocks), for request signatures that
 /// carry the time; 0 if the clock reads before 1970.

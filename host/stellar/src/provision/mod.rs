@@ -333,6 +333,11 @@ async fn deploy_all(
                 ),
                 Companion::None => (0, Vec::new()),
             };
+            let mut options = options;
+            if sub.cpu_boost {
+                // The plan keeps STeLLAR's CPUBoostEnabled only where the provider has it.
+                options.push(("cpu-boost".into(), "true".into()));
+            }
             let request = DeployRequest {
                 name: name.clone(),
                 memory_mb: u32::try_from(sub.function_memory_mb).unwrap_or(u32::MAX),
