@@ -193,10 +193,9 @@ fn always_ready_instances_serve_their_first_requests_prewarmed() {
         prewarmed.iter().all(|&l| l < 1000.0) && cold.iter().all(|&l| l >= 2500.0),
         "prewarmed {prewarmed:?}, cold {cold:?}"
     );
-    let analysis: serde_json::Value = serde_json::from_str(
-        &fs_err::read_to_string(ran.run_dir.join("analysis.json")).unwrap(),
-    )
-    .unwrap();
+    let analysis: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(ran.run_dir.join("analysis.json")).unwrap())
+            .unwrap();
     let subs = analysis["sub_experiments"].as_array().unwrap();
     assert_eq!(subs[1]["start_labels"]["counts"]["prewarmed"], 2);
     assert_eq!(subs[1]["start_labels"]["first_request_not_cold"], 2);
@@ -266,13 +265,12 @@ fn a_crashed_process_restarted_in_its_slot_serves_a_process_restart() {
     let rows = &ran.subs[0].0;
     assert_eq!(rows[3].platform_instance, rows[0].platform_instance);
     assert_ne!(rows[3].process_nonce, rows[0].process_nonce);
-    let origins: Vec<&str> = ran.subs[0]
-        .1
-        .iter()
-        .map(|i| i["Origin"].as_str())
-        .collect();
+    let origins: Vec<&str> = ran.subs[0].1.iter().map(|i| i["Origin"].as_str()).collect();
     assert_eq!(origins[..2], ["spawned", "restarted"], "{origins:?}");
-    assert!(origins[1..].iter().all(|o| *o == "restarted"), "{origins:?}");
+    assert!(
+        origins[1..].iter().all(|o| *o == "restarted"),
+        "{origins:?}"
+    );
     let slots: std::collections::BTreeSet<&str> =
         ran.subs[0].1.iter().map(|i| i["Slot"].as_str()).collect();
     assert_eq!(slots.len(), 1, "one slot, restarted in place: {slots:?}");
@@ -301,5 +299,9 @@ fn natural_and_scale_out_cold_starts_as_before() {
     assert_eq!(labels[0], "cold-natural");
     let mut later = labels[1..].to_vec();
     later.sort_unstable();
-    assert_eq!(later, ["cold-scaleout", "cold-scaleout", "warm"], "{labels:?}");
+    assert_eq!(
+        later,
+        ["cold-scaleout", "cold-scaleout", "warm"],
+        "{labels:?}"
+    );
 }

@@ -39,7 +39,7 @@ pub const INIT_MS_HEADER: &str = "x-stellar-init-ms";
 pub const START_LABEL_HEADER: &str = "x-stellar-start-label";
 /// How long requests queued behind a starting instance wait after it is ready, so the request
 /// that started it reaches it first.
-pub const QUEUE_DISPATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(25);
+pub(crate) const QUEUE_DISPATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Waits until a starting instance is ready (or failed).
 async fn wait_ready(
@@ -116,7 +116,7 @@ async fn forward(
     };
     let (admission, mut in_flight) = shared.admit(&name)?;
     let (ready, cold) = match admission {
-        Admission::Warm(info, _) => (Ok(info), false),
+        Admission::Warm(info) => (Ok(info), false),
         Admission::Cold(watch) => (wait_ready(watch).await, true),
         Admission::Queued(watch) => {
             let ready = wait_ready(watch).await;

@@ -57,7 +57,7 @@ pub(crate) type ReadyWatch = watch::Receiver<Option<ReadyResult>>;
 /// How a request got its instance.
 pub(crate) enum Admission {
     /// An instance that was already running.
-    Warm(ReadyInfo, StartTruth),
+    Warm(ReadyInfo),
     /// A new instance, started for this request; it resolves when the instance is ready.
     Cold(ReadyWatch),
     /// An instance another request started; it resolves when that instance is ready.
@@ -356,10 +356,7 @@ impl Shared {
         for _ in 0..info.min_instances {
             self.start_slot(st, name, InstanceOrigin::Prestarted, 0);
         }
-        let info = st
-            .functions
-            .get(name)
-            .map_or(info, |f| self.info(name, f));
+        let info = st.functions.get(name).map_or(info, |f| self.info(name, f));
         Ok((info, created))
     }
 
@@ -512,7 +509,7 @@ impl Shared {
             };
             // `pick` only returns ready slots.
             return match ready {
-                Some(info) => Ok((Admission::Warm(info, truth), in_flight)),
+                Some(info) => Ok((Admission::Warm(info), in_flight)),
                 None => Err(ApiError::internal("picked an instance that is not ready")),
             };
         }

@@ -673,7 +673,11 @@ async fn min_instances_start_ahead_of_requests_and_stay_when_idle() {
     })
     .await;
     assert_eq!(records.len(), 2);
-    assert!(records.iter().all(|r| r.origin == InstanceOrigin::Prestarted));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.origin == InstanceOrigin::Prestarted)
+    );
     // Well past the keep-alive, they are still there, and take requests first.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let first = env.invoke("/pre").await;

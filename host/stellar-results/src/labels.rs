@@ -224,9 +224,10 @@ pub fn decide(s: &StartSignals, t: &StartThresholds) -> (Decision, LabelSignal) 
         );
     }
     match s.ready_gap_ms {
-        Some(gap) if gap > t.prewarm_gap_ms => {
-            (Decision::Label(StartLabel::Prewarmed), LabelSignal::ReadyGap)
-        }
+        Some(gap) if gap > t.prewarm_gap_ms => (
+            Decision::Label(StartLabel::Prewarmed),
+            LabelSignal::ReadyGap,
+        ),
         Some(_) => (Decision::ColdStart, LabelSignal::ReadyGap),
         None => (Decision::ColdStart, LabelSignal::ProcessFirst),
     }

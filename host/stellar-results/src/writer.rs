@@ -221,9 +221,13 @@ fn read_rows(path: &Path, input: impl std::io::Read) -> Result<Vec<LatencyRow>> 
         .headers()
         .map_err(|e| ResultsError::csv(path, e))?
         .clone();
-    let known = [LATENCY_HEADERS.len(), LATENCY_HEADERS_V2, LATENCY_HEADERS_V1]
-        .iter()
-        .any(|&n| headers.iter().eq(LATENCY_HEADERS[..n].iter().copied()));
+    let known = [
+        LATENCY_HEADERS.len(),
+        LATENCY_HEADERS_V2,
+        LATENCY_HEADERS_V1,
+    ]
+    .iter()
+    .any(|&n| headers.iter().eq(LATENCY_HEADERS[..n].iter().copied()));
     if !known {
         return Err(ResultsError::Header {
             path: path.to_path_buf(),

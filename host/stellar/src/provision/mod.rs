@@ -340,10 +340,7 @@ async fn deploy_all(
         for par in 0..sub.parallelism {
             let name = function_name(deployer.run_id, sub.index, par);
             let (instance_concurrency, options) = match deployer.companion {
-                Companion::LocalRuntime => (
-                    local.instance_concurrency,
-                    local_options(local),
-                ),
+                Companion::LocalRuntime => (local.instance_concurrency, local_options(local)),
                 Companion::None => (0, Vec::new()),
             };
             let request = DeployRequest {
