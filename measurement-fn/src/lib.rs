@@ -45,6 +45,15 @@
 //! `invocations_on_instance` counts from 1. Timestamps are Unix nanoseconds (wall clock);
 //! `spin_ns` is measured on the monotonic clock and covers both spin phases.
 //!
+//! Receipt signals, for telling cold starts from platform pre-starts, queued requests and
+//! process restarts (all on the function's own clock, never compared with the client's):
+//! `ready_unix_ns` (listening / first Runtime-API poll), `process_nonce` (drawn at the first
+//! request), `platform_instance_id` (the platform's name for the instance, see
+//! [`instance::PLATFORM_INSTANCE_ENV_VARS`]), `in_flight_at_receipt` and `first_in_flight`
+//! (the process's first request was still unanswered); `runtime.boot_time_unix_s` and
+//! `runtime.init_type` beside `runtime.boot_id`. Each is `null` where unknown, and absent
+//! from replies of older functions.
+//!
 //! **Process contract of `stellar-measure-http`.**
 //! - Port: the first non-empty of `FUNCTIONS_CUSTOMHANDLER_PORT`, `FC_SERVER_PORT`, `PORT`;
 //!   else 9000 on Alibaba FC (recognised by `FC_FUNCTION_NAME` / `FC_INSTANCE_ID`); else 8080;
@@ -102,7 +111,7 @@ pub use facts::RuntimeFacts;
 pub use instance::Instance;
 pub use ready::ReadySignal;
 pub use request::Invocation;
-pub use response::{MeasurementResponse, handle, handle_received_at, handle_with};
+pub use response::{MeasurementResponse, handle, handle_begun, handle_received_at, handle_with};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

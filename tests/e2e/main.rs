@@ -12,6 +12,7 @@ mod analysis;
 mod aws;
 mod aws_run;
 mod azure;
+mod cold_labels;
 mod contract;
 mod faults;
 mod gcr;

@@ -18,8 +18,15 @@
 //! same burst was served warm, or a request sent earlier to the same endpoint was still in
 //! flight when this one was sent (its instance was busy). Otherwise it is **natural**: every
 //! instance had gone (idle timeout, first request, redeployment).
+//!
+//! [`label_rows_with`] also fills the start labels of [`crate::labels`]: where the function
+//! answered, its receipt signals refine its flag (a pre-started instance's first request is
+//! not cold; a request queued behind a starting instance is), and `Cold Label` follows the
+//! start label.
 
 use std::collections::BTreeMap;
+
+use crate::labels::{self, Decision, LabelSignal, StartLabel, StartThresholds};
 
 use serde::Serialize;
 
@@ -56,6 +63,8 @@ pub enum ColdKind {
     Natural,
     /// The endpoint had instances, but not enough free ones.
     ScaleOut,
+    /// Queued behind an instance another request started (see [`crate::labels`]).
+    Queued,
 }
 
 impl ColdKind {
@@ -64,6 +73,7 @@ impl ColdKind {
         match self {
             Self::Natural => "natural",
             Self::ScaleOut => "scale-out",
+            Self::Queued => "queued",
         }
     }
 }
@@ -93,13 +103,27 @@ pub struct SignalAgreement {
 
 /// Fills `Cold Label`, `Cold Source` and `Cold Kind` of every successful row (failed rows get
 /// empty values) and returns the agreement counts. `threshold_ms` is the latency rule's limit.
-/// Rows may be in any order; scale-out detection looks at send and receive times.
+/// Rows may be in any order; scale-out detection looks at send and receive times. Start labels
+/// use the default [`StartThresholds`]; see [`label_rows_with`].
 pub fn label_rows(rows: &mut [LatencyRow], threshold_ms: f64) -> SignalAgreement {
+    label_rows_with(rows, threshold_ms, &StartThresholds::default())
+}
+
+/// [`label_rows`], and `Start Label` / `Label Signal` of every successful row with the given
+/// thresholds (see [`crate::labels`]).
+pub fn label_rows_with(
+    rows: &mut [LatencyRow],
+    threshold_ms: f64,
+    starts: &StartThresholds,
+) -> SignalAgreement {
     let mut agreement = SignalAgreement::default();
-    for row in rows.iter_mut() {
+    let known = labels::known_instances(rows);
+    for (row, known_instance) in rows.iter_mut().zip(known) {
         row.cold_label = None;
         row.cold_source.clear();
         row.cold_kind.clear();
+        row.start_label.clear();
+        row.label_signal.clear();
         let Some(latency) = row.ok_latency_ms() else {
             continue;
         };
@@ -122,10 +146,38 @@ pub fn label_rows(rows: &mut [LatencyRow], threshold_ms: f64) -> SignalAgreement
             agreement.function_threshold_compared += 1;
             agreement.function_threshold_disagree += usize::from(function != by_threshold);
         }
+        let mut label = label;
+        match source {
+            ColdSource::Function => {
+                if let Some(signals) = labels::signals_of(row, known_instance) {
+                    let (decision, signal) = labels::decide(&signals, starts);
+                    row.label_signal = signal.as_str().to_owned();
+                    if let Decision::Label(start) = decision {
+                        row.start_label = start.as_str().to_owned();
+                        label = start.is_cold();
+                    }
+                }
+            }
+            ColdSource::Provider => row.label_signal = LabelSignal::Provider.as_str().to_owned(),
+            ColdSource::Threshold => {
+                row.label_signal = LabelSignal::Threshold.as_str().to_owned();
+            }
+        }
         row.cold_label = Some(label);
         row.cold_source = source.as_str().to_owned();
     }
     classify_kinds(rows, &mut agreement);
+    for row in rows.iter_mut() {
+        if row.cold_label.is_none() || !row.start_label.is_empty() {
+            continue;
+        }
+        let start = match (row.cold_label, row.cold_kind.as_str()) {
+            (Some(true), "scale-out") => StartLabel::ColdScaleout,
+            (Some(true), _) => StartLabel::ColdNatural,
+            _ => StartLabel::Warm,
+        };
+        row.start_label = start.as_str().to_owned();
+    }
     agreement
 }
 
@@ -150,6 +202,11 @@ fn classify_kinds(rows: &mut [LatencyRow], agreement: &mut SignalAgreement) {
         }
         for (position, &i) in indices.iter().enumerate() {
             if rows[i].cold_label != Some(true) {
+                continue;
+            }
+            if rows[i].start_label == StartLabel::ColdQueued.as_str() {
+                // It waited for an instance another request of the endpoint started.
+                rows[i].cold_kind = ColdKind::Queued.as_str().to_owned();
                 continue;
             }
             let sent = rows[i].actual_send_ms;

@@ -14,6 +14,8 @@
 //! - [`uncertainty`]: percentiles with bootstrap CIs and the tail-to-median ratio, per group.
 //! - [`fidelity`]: planned vs actual send times, gaps vs the IAT model, client saturation.
 //! - [`compare`]: two runs' medians and tails, bootstrap CIs, Mann-Whitney U and a verdict.
+//! - [`cold`] and [`labels`]: cold/warm labels from three signals, and per-request start
+//!   labels (`cold-natural` ... `warm`) from the function's receipt signals.
 #![deny(missing_docs)]
 
 use std::path::Path;
@@ -22,6 +24,7 @@ pub mod cold;
 pub mod compare;
 pub mod error;
 pub mod fidelity;
+pub mod labels;
 pub mod plot;
 pub mod report;
 pub mod row;

@@ -297,6 +297,8 @@ pub enum Group {
     Warm,
     /// Successful requests of bursts of this size.
     BurstSize(u32),
+    /// Successful requests with this start label (see [`crate::labels`]).
+    Label(crate::labels::StartLabel),
 }
 
 impl Group {
@@ -307,18 +309,23 @@ impl Group {
             Self::Cold => Subset::Cold.contains(row),
             Self::Warm => Subset::Warm.contains(row),
             Self::BurstSize(size) => row.burst_size == size,
+            Self::Label(label) => row.start_label == label.as_str(),
         }
     }
 
     /// The groups of `rows`: all, cold, warm, then every burst size that occurs in `rows`
-    /// (ascending).
+    /// (ascending), then every start label that occurs in `rows` (in label order).
     pub fn of_rows(rows: &[LatencyRow]) -> Vec<Self> {
         let mut sizes: Vec<u32> = rows.iter().map(|r| r.burst_size).collect();
         sizes.sort_unstable();
         sizes.dedup();
+        let labels = crate::labels::StartLabel::ALL
+            .into_iter()
+            .filter(|l| rows.iter().any(|r| r.start_label == l.as_str()));
         [Self::All, Self::Cold, Self::Warm]
             .into_iter()
             .chain(sizes.into_iter().map(Self::BurstSize))
+            .chain(labels.map(Self::Label))
             .collect()
     }
 
@@ -338,6 +345,7 @@ impl Group {
             Self::Cold => 1,
             Self::Warm => 2,
             Self::BurstSize(size) => (1 << 32) | u64::from(size),
+            Self::Label(label) => (2 << 32) | label as u64,
         };
         splitmix64(splitmix64(seed) ^ salt)
     }
@@ -350,6 +358,7 @@ impl fmt::Display for Group {
             Self::Cold => f.write_str("cold"),
             Self::Warm => f.write_str("warm"),
             Self::BurstSize(size) => write!(f, "burst-size-{size}"),
+            Self::Label(label) => write!(f, "label-{label}"),
         }
     }
 }
