@@ -23,10 +23,13 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
     entries
 }
 
-/// One finished run: per sub-experiment, its rows in request order and its `instances.csv`.
+/// One sub-experiment's rows in request order and its `instances.csv` records.
+type SubResults = (Vec<LatencyRow>, Vec<BTreeMap<String, String>>);
+
+/// One finished run: per sub-experiment, its rows and instances.
 struct Ran {
     output: Output,
-    subs: Vec<(Vec<LatencyRow>, Vec<BTreeMap<String, String>>)>,
+    subs: Vec<SubResults>,
     run_dir: PathBuf,
     _out: tempfile::TempDir,
 }
