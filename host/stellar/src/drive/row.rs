@@ -113,12 +113,12 @@ pub(super) fn build(s: Sent<'_>, outcome: Result<Exchange, RequestFailure>) -> L
     if s.expect_measurement {
         match serde_json::from_slice::<MeasurementResponse>(&exchange.body) {
             Ok(reply) => {
+                receipt_signals(&mut row, &reply);
                 row.request_id = reply.request_id;
                 row.instance_id = reply.instance_id;
                 row.cold = Some(reply.cold);
                 row.function_spin_ms = Some(reply.spin_ns as f64 / 1e6);
                 row.invocations_on_instance = Some(reply.invocations_on_instance);
-                receipt_signals(&mut row, &reply);
             }
             Err(e) => {
                 row.error_kind = ErrorKind::BadResponse.as_str().to_owned();
