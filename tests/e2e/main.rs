@@ -17,6 +17,7 @@ mod faults;
 mod gcr;
 mod interrupt;
 mod lambda_watch;
+mod oci;
 mod orphans;
 mod plugins;
 mod registry;

@@ -20,24 +20,24 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// The install line the README's test command runs.
-pub const INSTALL: &str = "apt-get install -y docker-registry skopeo apache2-utils";
+pub(crate) const INSTALL: &str = "apt-get install -y docker-registry skopeo apache2-utils";
 
 /// A registry process on loopback.
-pub struct RunningRegistry {
+pub(crate) struct RunningRegistry {
     /// `http://127.0.0.1:<port>`.
-    pub url: String,
+    pub(crate) url: String,
     /// The htpasswd user (auth only).
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Its password (auth only), random per registry.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// The storage root (blobs and repositories).
-    pub storage: PathBuf,
+    pub(crate) storage: PathBuf,
     child: Child,
     _dir: tempfile::TempDir,
 }
 
 /// Fails with the install hint when `tool` is not on PATH.
-pub fn require(tool: &str) {
+pub(crate) fn require(tool: &str) {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .stdout(Stdio::null())
@@ -51,7 +51,7 @@ pub fn require(tool: &str) {
 
 impl RunningRegistry {
     /// Starts a registry, with htpasswd Basic auth when `auth` (user `stellar`).
-    pub fn start(auth: bool) -> Self {
+    pub(crate) fn start(auth: bool) -> Self {
         require("docker-registry");
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = dir.path().join("storage");
@@ -129,12 +129,12 @@ impl RunningRegistry {
     }
 
     /// `127.0.0.1:<port>`.
-    pub fn authority(&self) -> &str {
+    pub(crate) fn authority(&self) -> &str {
         self.url.trim_start_matches("http://")
     }
 
     /// skopeo's `--creds user:password` for this registry (empty without auth).
-    pub fn skopeo_creds(&self) -> Vec<String> {
+    pub(crate) fn skopeo_creds(&self) -> Vec<String> {
         match (&self.user, &self.password) {
             (Some(u), Some(p)) => vec!["--creds".into(), format!("{u}:{p}")],
             _ => Vec::new(),
@@ -143,7 +143,7 @@ impl RunningRegistry {
 
     /// Files under the storage root (blobs and upload sessions included), for checks that
     /// nothing was left behind.
-    pub fn stored_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn stored_files(&self) -> Vec<PathBuf> {
         fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 return;

@@ -406,7 +406,7 @@ pub fn write_layout(
         let without = base(None)?;
         if target > without + PAD_TOLERANCE {
             let mut len = (target - without).saturating_sub(2048).max(1);
-            for _ in 0..4 {
+            for _ in 0..8 {
                 let (blob, diff) = write_layer(&blobs, &LayerFile::Filler { len, seed })?;
                 let total = base(Some((len, &diff)))? + blob.size;
                 let previous = filler.replace((len, blob.clone(), diff));
@@ -418,7 +418,8 @@ pub fn write_layout(
                 if total >= target && total <= target + PAD_TOLERANCE {
                     break;
                 }
-                len = (len + target).saturating_sub(total).max(1);
+                // Aim a little above the target: a stored block boundary can add a few bytes.
+                len = (len + target + 64).saturating_sub(total).max(1);
             }
         }
     }
@@ -543,8 +544,8 @@ pub fn oci_archive(
 ///
 /// # Errors
 /// [`PackageError::ToolMissing`] when the musl target is not installed,
-/// [`PackageError::BuildFailed`] with the build's output, [`PackageError::BootstrapMissing`]
-/// when the binary is not where cargo puts it.
+/// [`PackageError::BuildFailed`] with the build's output (also when the binary is not where
+/// cargo puts it).
 pub fn build_static(source_dir: &Path, target_dir: &Path) -> Result<PathBuf, PackageError> {
     let args = [
         "build",
@@ -592,7 +593,11 @@ pub fn build_static(source_dir: &Path, target_dir: &Path) -> Result<PathBuf, Pac
     }
     let path = target_dir.join(MUSL_TARGET).join("release").join(BIN);
     if !path.is_file() {
-        return Err(PackageError::BootstrapMissing { path });
+        return Err(PackageError::BuildFailed {
+            command,
+            status: output.status.to_string(),
+            output: format!("the build succeeded but {} does not exist", path.display()),
+        });
     }
     Ok(path)
 }
@@ -782,7 +787,7 @@ mod tests {
     fn filler_pads_the_image_to_the_target_with_incompressible_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let binary = fake_binary(dir.path());
-        for target in [3 * MIB, 5 * MIB + 12_345] {
+        for target in [3 * MIB, 5 * MIB + 12_345, 20 * MIB] {
             let image = write_layout(
                 &binary,
                 &dir.path().join(format!("l{target}")),
