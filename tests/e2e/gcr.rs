@@ -23,20 +23,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stellar::plugin::{
-    ArtifactKind, Credential, CredentialKind, DeployRequest, Endpoint, PluginRuntime,
-    ProviderError, SandboxLimits,
+    ArtifactKind, Credential, CredentialKind, DeployRequest, PluginRuntime, ProviderError,
+    SandboxLimits,
 };
 use stellar_config::Architecture;
 use stellar_results::read_latencies;
 
 use crate::registry::RunningRegistry;
+use crate::support::{meta, pairs, repo};
 
 const PROJECT: &str = "stellar-e2e-proj";
 const REGION: &str = "us-central1";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// One HTTP/1.1 request to 127.0.0.1:`port`; the status and the body parsed as JSON.
 fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
@@ -462,13 +459,6 @@ fn stellar_run_on_gcr_pushes_the_image_deploys_through_the_fake_and_measures_it(
     );
 }
 
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 fn request(memory_mb: u32, artifact: Option<&Path>) -> DeployRequest {
     DeployRequest {
         name: "st-e2e000-00-00".into(),
@@ -481,15 +471,6 @@ fn request(memory_mb: u32, artifact: Option<&Path>) -> DeployRequest {
         options: vec![],
         artifact: artifact.map(|p| (p.to_owned(), ArtifactKind::OciImage)),
     }
-}
-
-fn meta<'e>(endpoint: &'e Endpoint, key: &str) -> &'e str {
-    endpoint
-        .meta
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("no meta `{key}` in {:?}", endpoint.meta))
 }
 
 /// The adapter in stellar's plugin host: deploy (repository created, image pushed, 3-poll

@@ -7,7 +7,6 @@
 //! `unauthorized` error and leaves nothing in the registry.
 
 use std::io::Read as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -18,6 +17,7 @@ use stellar::plugin::{
 };
 
 use crate::registry::{RunningRegistry, require};
+use crate::support::{free_port, meta, pairs};
 
 /// Pad the image to this size, so the filler layer (several artifact reads) is exercised.
 const IMAGE_SIZE_MB: &str = "8";
@@ -98,13 +98,6 @@ fn built() -> &'static Built {
     })
 }
 
-fn settings(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 fn request(name: &str, archive: &Path) -> DeployRequest {
     DeployRequest {
         name: name.into(),
@@ -119,15 +112,6 @@ fn request(name: &str, archive: &Path) -> DeployRequest {
     }
 }
 
-fn meta<'a>(endpoint: &'a stellar::plugin::Endpoint, key: &str) -> &'a str {
-    endpoint
-        .meta
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("no meta {key} in {:?}", endpoint.meta))
-}
-
 fn skopeo(args: &[&str], creds: &[String]) -> std::process::Output {
     require("skopeo");
     let (verb, rest) = args.split_first().unwrap();
@@ -138,14 +122,6 @@ fn skopeo(args: &[&str], creds: &[String]) -> std::process::Output {
         .stdin(Stdio::null())
         .output()
         .expect("run skopeo")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `(name, data, mode)` of the files of an uncompressed tar.
@@ -320,7 +296,7 @@ async fn a_component_pushes_the_image_skopeo_pulls_it_and_its_binary_answers() {
         .await
         .unwrap();
     inst.configure(
-        &settings(&[
+        &pairs(&[
             ("registry", &registry.url),
             ("repository", "stellar/measure"),
             ("tag", "e2e"),
@@ -415,7 +391,7 @@ async fn basic_auth_push_works_and_a_wrong_password_is_refused_leaving_nothing()
         .await
         .unwrap();
     inst.configure(
-        &settings(&[
+        &pairs(&[
             ("registry", &registry.url),
             ("tag", "e2e"),
             ("user", &user),
@@ -456,7 +432,7 @@ async fn basic_auth_push_works_and_a_wrong_password_is_refused_leaving_nothing()
         .unwrap();
     let password = registry.password.clone().unwrap();
     inst.configure(
-        &settings(&[
+        &pairs(&[
             ("registry", &registry.url),
             ("tag", "e2e"),
             ("user", &user),

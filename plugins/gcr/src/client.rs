@@ -1,40 +1,28 @@
 //! A client for Google's REST APIs (Cloud Run Admin v2, Artifact Registry v1): a bearer token
 //! from the service-account key (fetched once and reused until five minutes before it
 //! expires), JSON in and out, bounded retries with backoff on 429, 5xx and unreachable
-//! endpoints (the guest SDK's `retry`), and waiting on long-running operations
+//! endpoints (the guest SDK's `retry_request`), and waiting on long-running operations
 //! (`google.longrunning.Operation`: `GET /v{N}/{name}` until `done`, then `error` or
 //! `response`; googleapis `google/longrunning/operations.proto`) with the SDK's `poll`.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::Value;
 use stellar_gcp_auth::CLOUD_PLATFORM_SCOPE;
 use stellar_guest_sdk::http::{BaseUrl, Body, Method, Response};
-use stellar_guest_sdk::retry::{Backoff, Poll, WasiClock, poll, retry};
+use stellar_guest_sdk::retry::{Backoff, Poll, WasiClock, poll, retry_request};
 use stellar_guest_sdk::{ProviderError, ProviderResult, log};
 
 use crate::config::Config;
 use crate::google_error::{self, GoogleError};
 
-/// Tries of one API request (first included) when Google throttles or fails transiently.
-const REQUEST_ATTEMPTS: u32 = 6;
-const REQUEST_FIRST_DELAY: Duration = Duration::from_millis(250);
-const REQUEST_MAX_DELAY: Duration = Duration::from_secs(8);
-const REQUEST_RETRY_BUDGET: Duration = Duration::from_secs(90);
 /// A cached token is replaced this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);
 
 /// The access token of this adapter instance and when it stops being usable.
 static TOKEN: Mutex<Option<(String, Instant)>> = Mutex::new(None);
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// A bearer token for the configured service account.
 pub(crate) fn access_token(config: &Config) -> ProviderResult<String> {
@@ -48,7 +36,7 @@ pub(crate) fn access_token(config: &Config) -> ProviderResult<String> {
         &config.key,
         &config.token_endpoint,
         CLOUD_PLATFORM_SCOPE,
-        unix_now(),
+        stellar_guest_sdk::unix_seconds(),
     )?;
     let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3600).min(3600));
     log::debug(format!(
@@ -106,41 +94,27 @@ impl<'c> Api<'c> {
     ) -> Result<Response, GoogleError> {
         let bytes = body.map(|b| b.to_string().into_bytes());
         let shown = format!("{method} {}{path_and_query}", self.base);
-        let outcome = retry(
-            &mut WasiClock::new(),
-            Backoff::new(REQUEST_FIRST_DELAY, REQUEST_MAX_DELAY),
-            REQUEST_ATTEMPTS,
-            REQUEST_RETRY_BUDGET,
-            || {
-                let token = access_token(self.config).map_err(GoogleError::local)?;
-                let mut request = self
-                    .base
-                    .request(method, path_and_query)
-                    .bearer(&token)
-                    .header("accept", "application/json");
-                if let Some(bytes) = &bytes {
-                    request = request
-                        .header("content-type", "application/json")
-                        .body(Body::Bytes(bytes.clone()));
-                }
-                let response = request
-                    .send()
-                    .map_err(|e| GoogleError::local(ProviderError::from(e)))?;
-                if response.is_success() {
-                    Ok(response)
-                } else {
-                    Err(google_error::from_response(&response))
-                }
-            },
-            |e| {
-                let again = e.is_retryable();
-                if again {
-                    log::warn(format!("{shown}: {}; retrying", e.message));
-                }
-                again
-            },
-        );
-        outcome.result
+        retry_request(&shown, || {
+            let token = access_token(self.config).map_err(GoogleError::local)?;
+            let mut request = self
+                .base
+                .request(method, path_and_query)
+                .bearer(&token)
+                .header("accept", "application/json");
+            if let Some(bytes) = &bytes {
+                request = request
+                    .header("content-type", "application/json")
+                    .body(Body::Bytes(bytes.clone()));
+            }
+            let response = request
+                .send()
+                .map_err(|e| GoogleError::local(ProviderError::from(e)))?;
+            if response.is_success() {
+                Ok(response)
+            } else {
+                Err(google_error::from_response(&response))
+            }
+        })
     }
 
     /// [`call`](Api::call) with a JSON answer.
