@@ -206,6 +206,20 @@ mod tests {
     }
 
     #[test]
+    fn the_cloud_run_id_names_both_the_instance_and_the_platform_instance() {
+        let (host, server) = fake_metadata(
+            "HTTP/1.1 200 OK\r\nMetadata-Flavor: Google\r\nContent-Length: 6\r\n\r\ncr-i-7",
+        );
+        let instance = crate::instance::Instance::from_env(env_of(vec![
+            ("K_SERVICE", "st-r1-00-00".to_owned()),
+            ("GCE_METADATA_HOST", host),
+        ]));
+        server.join().unwrap();
+        assert_eq!(instance.id(), "cr-i-7");
+        assert_eq!(instance.platform_id(), Some("cr-i-7"));
+    }
+
+    #[test]
     fn nothing_is_asked_off_cloud_run() {
         // No K_SERVICE: the (unreachable) metadata host is never contacted.
         let id = instance_id_from_env(env_of(vec![(
