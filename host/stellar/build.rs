@@ -47,10 +47,15 @@ fn main() {
         ("STELLAR_PLUGIN_AWS_WASM", "stellar_plugin_aws.wasm"),
         ("STELLAR_PLUGIN_AZURE_WASM", "stellar_plugin_azure.wasm"),
         ("STELLAR_PLUGIN_ALIYUN_WASM", "stellar_plugin_aliyun.wasm"),
+        ("STELLAR_PLUGIN_GCR_WASM", "stellar_plugin_gcr.wasm"),
         ("STELLAR_PLUGIN_HOSTILE_WASM", "stellar_plugin_hostile.wasm"),
         (
             "STELLAR_PLUGIN_STUCK_DESCRIBE_WASM",
             "stellar_plugin_stuck_describe.wasm",
+        ),
+        (
+            "STELLAR_PLUGIN_OCI_PUSH_PROBE_WASM",
+            "stellar_plugin_oci_push_probe.wasm",
         ),
     ] {
         let path = wasm_dir.join(file);

@@ -28,6 +28,14 @@ pub struct RuntimeFacts {
     pub pid: u32,
     /// `std::thread::available_parallelism`.
     pub num_cpus: Option<u64>,
+    /// `btime` of `/proc/stat`: when the kernel booted (Unix seconds). With `boot_id` it names
+    /// the VM an instance runs in (SAAF uses it as a VM id).
+    #[serde(default)]
+    pub boot_time_unix_s: Option<u64>,
+    /// The platform's initialisation type where it says one (`AWS_LAMBDA_INITIALIZATION_TYPE`:
+    /// `on-demand`, `provisioned-concurrency`, `snap-start`, ...).
+    #[serde(default)]
+    pub init_type: Option<String>,
 }
 
 /// Default provider name when `STELLAR_PROVIDER` is unset.
@@ -36,6 +44,9 @@ pub const UNKNOWN_PROVIDER: &str = "unknown";
 const CPUINFO: &str = "/proc/cpuinfo";
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 const HOSTNAME: &str = "/proc/sys/kernel/hostname";
+const STAT: &str = "/proc/stat";
+/// Variables that name how the platform initialised the instance.
+pub const INIT_TYPE_ENV_VARS: [&str; 1] = ["AWS_LAMBDA_INITIALIZATION_TYPE"];
 
 impl RuntimeFacts {
     /// Reads the facts of this process from the environment and `/proc`.
@@ -68,6 +79,8 @@ impl RuntimeFacts {
             num_cpus: std::thread::available_parallelism()
                 .ok()
                 .and_then(|n| u64::try_from(n.get()).ok()),
+            boot_time_unix_s: read(STAT).and_then(|text| boot_time(&text)),
+            init_type: first_env(&INIT_TYPE_ENV_VARS),
         }
     }
 }
@@ -81,6 +94,13 @@ pub fn global() -> &'static RuntimeFacts {
 fn trimmed(s: String) -> Option<String> {
     let t = s.trim();
     (!t.is_empty()).then(|| t.to_owned())
+}
+
+/// The `btime <seconds>` line of `/proc/stat`.
+fn boot_time(stat: &str) -> Option<u64> {
+    stat.lines()
+        .find_map(|line| line.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The value of the first `model name : ...` line.
@@ -121,6 +141,8 @@ mod tests {
         assert_eq!(f.cpu_model, None);
         assert_eq!(f.boot_id, None);
         assert_eq!(f.hostname, None);
+        assert_eq!(f.boot_time_unix_s, None);
+        assert_eq!(f.init_type, None);
         assert_eq!(f.arch, std::env::consts::ARCH);
         assert_eq!(f.pid, std::process::id());
     }
@@ -139,6 +161,8 @@ mod tests {
         assert_eq!(f.provider, "aws");
         assert_eq!(f.region.as_deref(), Some("eu-west-1"));
         assert_eq!(f.memory_mb, Some(1536));
+        let f = facts(&[("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")], &[]);
+        assert_eq!(f.init_type.as_deref(), Some("snap-start"));
         let f = facts(
             &[("AWS_REGION", "us-west-1"), ("STELLAR_MEMORY_MB", "x")],
             &[],
@@ -158,8 +182,10 @@ mod tests {
                 ),
                 (BOOT_ID, "5f1c2e3a-0000-4000-8000-000000000001\n"),
                 (HOSTNAME, "sandbox-1\n"),
+                (STAT, "cpu  1 2 3\nintr 5\nbtime 1700000000\nprocesses 9\n"),
             ],
         );
+        assert_eq!(f.boot_time_unix_s, Some(1_700_000_000));
         assert_eq!(
             f.cpu_model.as_deref(),
             Some("Intel(R) Xeon(R) CPU @ 2.20GHz")

@@ -307,9 +307,22 @@ async fn respond_to(
     if inv.request_id.is_none() {
         inv.request_id = platform_request_id;
     }
-    let handled =
-        tokio::task::spawn_blocking(move || crate::handle_received_at(&inv, received_unix_ns))
-            .await;
+    // Counted at receipt, in arrival order (this task runs on the server's single I/O
+    // thread), not when the blocking pool gets round to it.
+    let instance = crate::instance::global();
+    let seq = instance.begin_invocation();
+    // Ends the invocation even if the caller goes away and this future is dropped.
+    let _ended = EndOnDrop { instance, seq };
+    let handled = tokio::task::spawn_blocking(move || {
+        crate::handle_begun(
+            instance,
+            crate::facts::global(),
+            &inv,
+            received_unix_ns,
+            seq,
+        )
+    })
+    .await;
     match handled {
         Ok(resp) => match serde_json::to_vec(&resp) {
             Ok(body) => json_response(StatusCode::OK, body),
@@ -322,6 +335,18 @@ async fn respond_to(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("handler failed: {e}"),
         ),
+    }
+}
+
+/// Ends an invocation counted at receipt when dropped.
+struct EndOnDrop {
+    instance: &'static crate::Instance,
+    seq: crate::instance::InvocationSeq,
+}
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.instance.end_invocation(self.seq);
     }
 }
 

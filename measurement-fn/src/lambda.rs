@@ -172,7 +172,8 @@ impl LambdaFunction {
             read,
         );
         Self {
-            instance: Instance::with_id(id, start_unix_ns),
+            instance: Instance::with_id(id, start_unix_ns)
+                .with_platform_id(crate::instance::platform_id_from_env(&env)),
             facts,
         }
     }

@@ -45,12 +45,23 @@
 //! `invocations_on_instance` counts from 1. Timestamps are Unix nanoseconds (wall clock);
 //! `spin_ns` is measured on the monotonic clock and covers both spin phases.
 //!
+//! Receipt signals, for telling cold starts from platform pre-starts, queued requests and
+//! process restarts (all on the function's own clock, never compared with the client's):
+//! `ready_unix_ns` (listening / first Runtime-API poll), `process_nonce` (drawn at the first
+//! request), `platform_instance_id` (the platform's name for the instance, see
+//! [`instance::PLATFORM_INSTANCE_ENV_VARS`]), `in_flight_at_receipt` and `first_in_flight`
+//! (the process's first request was still unanswered); `runtime.boot_time_unix_s` and
+//! `runtime.init_type` beside `runtime.boot_id`. Each is `null` where unknown, and absent
+//! from replies of older functions.
+//!
 //! **Process contract of `stellar-measure-http`.**
 //! - Port: the first non-empty of `FUNCTIONS_CUSTOMHANDLER_PORT`, `FC_SERVER_PORT`, `PORT`;
 //!   else 9000 on Alibaba FC (recognised by `FC_FUNCTION_NAME` / `FC_INSTANCE_ID`); else 8080;
 //!   `0` picks an ephemeral port. Address: `STELLAR_LISTEN_ADDR` (default `0.0.0.0`, which FC
 //!   requires).
-//! - Instance id: `FC_INSTANCE_ID` when set, else random. `RequestID`: the parameter, else FC's
+//! - Instance id: `FC_INSTANCE_ID` when set, else on Cloud Run (`K_SERVICE` set) the metadata
+//!   server's `instance/id` (host `GCE_METADATA_HOST`, default `metadata.google.internal`),
+//!   else random. `RequestID`: the parameter, else FC's
 //!   `x-fc-request-id` header, else random. `POST /invoke` (an FC event invocation) takes its
 //!   parameters from a JSON object body when there is one (a bad one is a `400`).
 //! - Once listening it prints exactly one line to stdout (see [`ready`]):
@@ -72,6 +83,7 @@
 //! - [`fault`]: fault injection for stellar's tests (off unless `STELLAR_FAULTS=1`).
 //! - [`azure`]: the Azure custom handler's instance id (`CONTAINER_NAME`) and its non-proxied
 //!   JSON envelope.
+//! - [`cloud_run`]: the Cloud Run instance id from the metadata server.
 //! - [`ready`]: the `STELLAR-READY` line, written by entry points and parsed by the host.
 //! - [`http`] (feature `http-server`): the hyper server used by `stellar-measure-http`.
 //! - `lambda` (feature `lambda`): the Lambda event handler used by `stellar-measure-lambda`
@@ -82,6 +94,7 @@
 #![deny(missing_docs)]
 
 pub mod azure;
+pub mod cloud_run;
 pub mod facts;
 pub mod fault;
 #[cfg(feature = "http-server")]
@@ -98,7 +111,7 @@ pub use facts::RuntimeFacts;
 pub use instance::Instance;
 pub use ready::ReadySignal;
 pub use request::Invocation;
-pub use response::{MeasurementResponse, handle, handle_received_at, handle_with};
+pub use response::{MeasurementResponse, handle, handle_begun, handle_received_at, handle_with};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

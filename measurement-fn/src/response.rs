@@ -40,6 +40,25 @@ pub struct MeasurementResponse {
     pub payload_length_bytes: u64,
     /// Where the instance runs.
     pub runtime: RuntimeFacts,
+    /// When the process became ready to serve (listening, or about to poll the Lambda Runtime
+    /// API), Unix ns on the function's clock; `handler_received_unix_ns` minus this is the
+    /// gap that tells a platform's pre-started instance from a cold start.
+    #[serde(default)]
+    pub ready_unix_ns: Option<u64>,
+    /// 16 hex chars drawn at the process's first request (not at start: copies of a restored
+    /// snapshot differ).
+    #[serde(default)]
+    pub process_nonce: Option<String>,
+    /// The platform's name for the instance, stable across a process restart in it (see
+    /// [`crate::instance::PLATFORM_INSTANCE_ENV_VARS`]); `None` where the platform names none.
+    #[serde(default)]
+    pub platform_instance_id: Option<String>,
+    /// Other requests in flight on the process when this one was received.
+    #[serde(default)]
+    pub in_flight_at_receipt: Option<u64>,
+    /// The process's first request was still unanswered when this one was received.
+    #[serde(default)]
+    pub first_in_flight: Option<bool>,
 }
 
 /// Handles one invocation on the process-global instance, received now.
@@ -64,6 +83,21 @@ pub fn handle_with(
     received_unix_ns: u64,
 ) -> MeasurementResponse {
     let seq = instance.begin_invocation();
+    let response = handle_begun(instance, facts, inv, received_unix_ns, seq);
+    instance.end_invocation(seq);
+    response
+}
+
+/// [`handle_with`] for an invocation already counted with [`Instance::begin_invocation`] at
+/// receipt (the caller ends it): spins and timestamps.
+#[must_use]
+pub fn handle_begun(
+    instance: &Instance,
+    facts: &RuntimeFacts,
+    inv: &Invocation,
+    received_unix_ns: u64,
+    seq: crate::instance::InvocationSeq,
+) -> MeasurementResponse {
     let outcome = crate::spin::spin(inv.spin_ms, inv.increment_limit);
     let done = crate::unix_ns_now();
     MeasurementResponse {
@@ -80,6 +114,11 @@ pub fn handle_with(
         increments: outcome.increments,
         payload_length_bytes: inv.payload_length_bytes,
         runtime: facts.clone(),
+        ready_unix_ns: instance.ready_unix_ns(),
+        process_nonce: instance.nonce().map(str::to_owned),
+        platform_instance_id: instance.platform_id().map(str::to_owned),
+        in_flight_at_receipt: Some(seq.in_flight_at_receipt),
+        first_in_flight: Some(seq.first_in_flight),
     }
 }
 
@@ -152,6 +191,11 @@ mod tests {
             "increments",
             "payload_length_bytes",
             "runtime",
+            "ready_unix_ns",
+            "process_nonce",
+            "platform_instance_id",
+            "in_flight_at_receipt",
+            "first_in_flight",
         ];
         expected.sort_unstable();
         let mut keys_sorted = keys.clone();
@@ -167,8 +211,10 @@ mod tests {
             [
                 "arch",
                 "boot_id",
+                "boot_time_unix_s",
                 "cpu_model",
                 "hostname",
+                "init_type",
                 "memory_mb",
                 "num_cpus",
                 "pid",
@@ -182,6 +228,40 @@ mod tests {
         let text = serde_json::to_string(&r).unwrap();
         let back: MeasurementResponse = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
+        // Replies of functions from before the receipt signals still parse.
+        let mut old = v.clone();
+        for key in [
+            "ready_unix_ns",
+            "process_nonce",
+            "platform_instance_id",
+            "in_flight_at_receipt",
+            "first_in_flight",
+        ] {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        let old: MeasurementResponse = serde_json::from_value(old).unwrap();
+        assert_eq!(old.process_nonce, None);
+        assert_eq!(old.first_in_flight, None);
+    }
+
+    #[test]
+    fn receipt_signals_are_reported() {
+        let inst =
+            Instance::with_id("abcdef0123456789".into(), 1).with_platform_id(Some("slot-1".into()));
+        inst.mark_ready_at(5);
+        let facts = test_facts();
+        let first_seq = inst.begin_invocation();
+        let queued = handle_with(&inst, &facts, &Invocation::default(), 20);
+        let first = handle_begun(&inst, &facts, &Invocation::default(), 10, first_seq);
+        inst.end_invocation(first_seq);
+        assert!(first.cold && !queued.cold);
+        assert_eq!(queued.first_in_flight, Some(true));
+        assert_eq!(first.first_in_flight, Some(false));
+        assert_eq!(queued.in_flight_at_receipt, Some(1));
+        assert_eq!(first.ready_unix_ns, Some(5));
+        assert_eq!(first.platform_instance_id.as_deref(), Some("slot-1"));
+        assert!(first.process_nonce.is_some());
+        assert_eq!(first.process_nonce, queued.process_nonce);
     }
 
     #[test]

@@ -171,6 +171,20 @@ fn cold_then_warm_then_exit_on_stdin_eof() {
     assert_eq!(second.increments, 1000);
     assert_eq!(second.payload_length_bytes, 8);
     assert_eq!(second.request_id.len(), 16);
+    // Receipt signals: ready between start and the first receipt, one nonce per process.
+    let ready = first.ready_unix_ns.expect("ready time");
+    assert!(first.instance_start_unix_ns <= ready && ready <= first.handler_received_unix_ns);
+    assert_eq!(second.ready_unix_ns, Some(ready));
+    assert_eq!(first.process_nonce.as_deref().map(str::len), Some(16));
+    assert_eq!(second.process_nonce, first.process_nonce);
+    assert_eq!(
+        (first.in_flight_at_receipt, first.first_in_flight),
+        (Some(0), Some(false))
+    );
+    assert_eq!(
+        (second.in_flight_at_receipt, second.first_in_flight),
+        (Some(0), Some(false))
+    );
 
     // A POST with a body is served too, and the connection stays usable afterwards.
     let third = measurement(conn.request("POST", "/x?IncrementLimit=1", "{\"ignored\":true}"));

@@ -21,9 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{free_port, meta, pairs, provider_error, repo};
 use serde_json::{Value, json};
 use stellar::plugin::{
-    ArtifactKind, Credential, CredentialKind, DeployRequest, Endpoint, PluginError, PluginInstance,
+    ArtifactKind, Credential, CredentialKind, DeployRequest, PluginError, PluginInstance,
     PluginRuntime, ProviderError, SandboxLimits,
 };
 use stellar_config::Architecture;
@@ -33,15 +34,6 @@ const REGION: &str = "cn-hangzhou";
 const KEY_ID: &str = "LTAI5tStellarE2eKey";
 const SECRET: &str = "stellar-e2e-secret-value";
 const TOKEN: &str = "CAIS-stellar-e2e-sts-token";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap().port()
-}
 
 /// One HTTP/1.1 request to 127.0.0.1:`port`; the status and the body parsed as JSON.
 fn http(
@@ -164,13 +156,6 @@ impl Drop for FakeFc {
     }
 }
 
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 fn settings(fake: &FakeFc, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let url = fake.url();
     let mut items = vec![
@@ -235,20 +220,6 @@ async fn aliyun_instance(
     ));
     let inst = rt.instantiate(&plugin, extra_hosts).await.unwrap();
     (rt, inst)
-}
-
-fn meta<'e>(endpoint: &'e Endpoint, key: &str) -> &'e str {
-    endpoint
-        .meta
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("no meta `{key}` in {:?}", endpoint.meta))
-}
-
-fn provider_error(err: &PluginError) -> &ProviderError {
-    err.provider_error()
-        .unwrap_or_else(|| panic!("expected a provider error, got: {err}"))
 }
 
 fn count(actions: &[String], action: &str) -> usize {

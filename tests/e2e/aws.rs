@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::support::{meta, pairs, provider_error};
 use serde_json::Value;
 use sha2::Digest as _;
 use stellar::plugin::{
@@ -230,13 +231,6 @@ fn filler(len: usize, seed: u32) -> Vec<u8> {
     data
 }
 
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 fn settings(moto: &Moto, role_arn: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut items = vec![
         ("region", REGION),
@@ -295,15 +289,6 @@ async fn aws_instance(
     (rt, inst)
 }
 
-fn meta<'e>(endpoint: &'e Endpoint, key: &str) -> &'e str {
-    endpoint
-        .meta
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("no meta `{key}` in {:?}", endpoint.meta))
-}
-
 /// An endpoint's id, URL and meta, comparable.
 type Summary = (String, String, Vec<(String, String)>);
 
@@ -312,11 +297,6 @@ fn summary(endpoints: &[Endpoint]) -> Vec<Summary> {
         .iter()
         .map(|e| (e.id.clone(), e.url.clone(), e.meta.clone()))
         .collect()
-}
-
-fn provider_error(err: &PluginError) -> &ProviderError {
-    err.provider_error()
-        .unwrap_or_else(|| panic!("expected a provider error, got: {err}"))
 }
 
 fn configuration(moto: &Moto, name: &str) -> Value {

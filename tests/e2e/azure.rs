@@ -41,11 +41,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{free_port, meta, pairs, provider_error};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 use stellar::plugin::{
-    ArtifactKind, Credential, CredentialKind, DeployRequest, Endpoint, PluginError, PluginInstance,
-    PluginRuntime, ProviderError, SandboxLimits,
+    ArtifactKind, Credential, CredentialKind, DeployRequest, PluginInstance, PluginRuntime,
+    ProviderError, SandboxLimits,
 };
 use stellar_results::read_latencies;
 
@@ -58,14 +59,6 @@ const SECRET: &str = "e2e-Secr3t~value&with=specials";
 /// The access token the fake issues.
 const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.fake-arm-token";
 const LOCATION: &str = "eastus";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn wait_for_port(port: u16, what: &str, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1069,13 +1062,6 @@ fn http_call(port: u16, method: &str, target: &str, body: &[u8]) -> (u16, Vec<u8
     (status, raw[split + 4..].to_vec())
 }
 
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 fn credentials(secret: &str) -> Vec<Credential> {
     vec![Credential {
         kind: CredentialKind::Azure,
@@ -1148,20 +1134,6 @@ async fn azure_instance(
     ));
     let inst = rt.instantiate(&plugin, hosts).await.unwrap();
     (rt, inst)
-}
-
-fn meta<'e>(endpoint: &'e Endpoint, key: &str) -> &'e str {
-    endpoint
-        .meta
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_else(|| panic!("no meta `{key}` in {:?}", endpoint.meta))
-}
-
-fn provider_error(err: &PluginError) -> &ProviderError {
-    err.provider_error()
-        .unwrap_or_else(|| panic!("expected a provider error, got: {err}"))
 }
 
 /// `(method, path without the subscription prefix, api-version)` of the ARM requests.

@@ -11,24 +11,15 @@
 use std::collections::BTreeSet;
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::only_subdir;
 use stellar_config::Plan;
 use stellar_results::{LatencyRow, read_latencies};
-
-fn only_subdir(dir: &Path) -> PathBuf {
-    let entries: Vec<_> = fs_err::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    entries.into_iter().next().unwrap()
-}
 
 /// A finished `stellar run`: its output, run directory and the rows of its one
 /// sub-experiment, in request order.

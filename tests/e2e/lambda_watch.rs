@@ -18,10 +18,11 @@
 //!   crate dir: a file written inside the watched dir restarts the build) and scanned for the
 //!   "starting Runtime server" line, the signal that the emulator is up.
 
+use crate::support::free_port;
 use fs_err::File;
 use serde_json::Value;
 use std::io::{BufRead as _, BufReader, Read, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -195,12 +196,6 @@ fn require_cargo_lambda() {
         found,
         "cargo-lambda is not installed: run `pip install cargo-lambda` (it brings zig too)"
     );
-}
-
-/// A port that was free a moment ago (bound to port 0, then released for the watcher).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
 }
 
 /// Copies `from` line by line into `file`; signals `ready` when a line holds [`READY_MARKER`].

@@ -3,25 +3,11 @@
 //! positive and ordered with the send times, and the CSV headers are STeLLAR's plus ours.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::{only_subdir, repo};
 use stellar_config::Plan;
 use stellar_results::{LatencyRow, read_latencies};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn only_subdir(dir: &Path) -> PathBuf {
-    let entries: Vec<_> = fs_err::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    entries.into_iter().next().unwrap()
-}
 
 #[derive(Debug, serde::Deserialize)]
 struct InstanceRow {

@@ -4,6 +4,7 @@
 //! the token is handed over only when granted, never leaks into output or results, that
 //! `plugins inspect` speaks plain words, and that an installed adapter is found by name.
 
+use crate::support::repo;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -16,10 +17,6 @@ use std::time::Instant;
 /// The token the fake accepts; it must never show up in stellar's output or results.
 const SECRET: &str = "fc-secret-4e1d9b7a-never-print-me";
 const TOKEN_VAR: &str = "FAKECLOUD_TOKEN";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The template, built once per test binary into the target directory the host build uses for
 /// the first-party plugins (so the SDK and its dependencies are already compiled there).

@@ -15,7 +15,10 @@
 //!   "MaxFailures": 10,
 //!   "OutputDir": "results",
 //!   "ColdThresholdMs": 300,
-//!   "Local": { "KeepAliveSeconds": 60, "MaxInstances": 1000, "InstanceConcurrency": 1 },
+//!   "PrewarmGapMs": 10000,
+//!   "QueuedGapMs": 50,
+//!   "Local": { "KeepAliveSeconds": 60, "MaxInstances": 1000, "InstanceConcurrency": 1,
+//!              "MinInstances": 0, "RestartOnCrash": false },
 //!   "Architecture": "x86_64",
 //!   "FunctionBinary": "build/bootstrap",
 //!   "ProviderSettings": { "region": "eu-west-1", "role-arn": "arn:aws:iam::123456789012:role/stellar" }
@@ -40,6 +43,12 @@ pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: f64 = 900.0;
 pub const DEFAULT_OUTPUT_DIR: &str = "results";
 /// Default `ColdThresholdMs`: STeLLAR's default cold/warm split for its bar plot.
 pub const DEFAULT_COLD_THRESHOLD_MS: u64 = 300;
+/// Default `PrewarmGapMs`: Datadog's proactive-initialisation threshold for Lambda, the
+/// fallback when no forced-cold run has calibrated one for the provider.
+pub const DEFAULT_PREWARM_GAP_MS: u64 = 10_000;
+/// Default `QueuedGapMs`: how soon after its instance became ready a non-first request must
+/// arrive to count as queued behind the start.
+pub const DEFAULT_QUEUED_GAP_MS: u64 = 50;
 /// Default `Local.KeepAliveSeconds`.
 pub const DEFAULT_KEEP_ALIVE_SECONDS: f64 = 60.0;
 /// Default `Local.MaxInstances`.
@@ -87,6 +96,15 @@ pub struct StellarConfig {
     /// `bar` plot). A sub-experiment's `"Visualization": "bar-<ms>"` overrides it.
     #[serde(default = "default_cold_threshold_ms")]
     pub cold_threshold_ms: u64,
+    /// Gap (ms, on the function's clock) between an instance becoming ready and its first
+    /// request above which that request is `prewarmed`, not cold (default 10000; calibrate it
+    /// per provider from a forced-cold run: twice the p99 of the gaps of its cold starts).
+    #[serde(default = "default_prewarm_gap_ms")]
+    pub prewarm_gap_ms: u64,
+    /// A later request that reaches its instance at most this many ms after the instance became
+    /// ready, while the instance's first request is still running, is `cold-queued` (default 50).
+    #[serde(default = "default_queued_gap_ms")]
+    pub queued_gap_ms: u64,
     /// Settings of the embedded `local` provider (ignored by other providers).
     #[serde(default)]
     pub local: LocalConfig,
@@ -145,6 +163,13 @@ pub struct LocalConfig {
     /// Requests one instance serves at the same time (default 1, like AWS Lambda).
     #[serde(default = "default_instance_concurrency")]
     pub instance_concurrency: u32,
+    /// Always-ready instances per function, started at deployment before any request (like
+    /// Azure always-ready or minimum instances elsewhere); never stopped for idleness.
+    #[serde(default)]
+    pub min_instances: u32,
+    /// A crashed instance process is restarted in the same instance slot (default false).
+    #[serde(default)]
+    pub restart_on_crash: bool,
     /// Tests only: fault-injection query parameters (`Fault=crash&FaultEvery=2`, keys starting
     /// with `Fault`) appended to every timed request; local functions are started with
     /// `STELLAR_FAULTS=1` so they honour them (see `stellar_measure::fault`).
@@ -179,6 +204,12 @@ fn default_output_dir() -> String {
 fn default_cold_threshold_ms() -> u64 {
     DEFAULT_COLD_THRESHOLD_MS
 }
+fn default_prewarm_gap_ms() -> u64 {
+    DEFAULT_PREWARM_GAP_MS
+}
+fn default_queued_gap_ms() -> u64 {
+    DEFAULT_QUEUED_GAP_MS
+}
 fn default_keep_alive_seconds() -> f64 {
     DEFAULT_KEEP_ALIVE_SECONDS
 }
@@ -199,6 +230,8 @@ impl Default for StellarConfig {
             max_throttled: None,
             output_dir: default_output_dir(),
             cold_threshold_ms: DEFAULT_COLD_THRESHOLD_MS,
+            prewarm_gap_ms: DEFAULT_PREWARM_GAP_MS,
+            queued_gap_ms: DEFAULT_QUEUED_GAP_MS,
             local: LocalConfig::default(),
             architecture: Architecture::default(),
             function_binary: None,
@@ -213,6 +246,8 @@ impl Default for LocalConfig {
             keep_alive_seconds: DEFAULT_KEEP_ALIVE_SECONDS,
             max_instances: DEFAULT_MAX_INSTANCES,
             instance_concurrency: DEFAULT_INSTANCE_CONCURRENCY,
+            min_instances: 0,
+            restart_on_crash: false,
             fault_query: None,
             fault_ready_delay_ms: None,
         }
@@ -237,6 +272,12 @@ pub struct Settings {
     pub output_dir: PathBuf,
     /// Default cold/warm latency threshold.
     pub cold_threshold_ms: u64,
+    /// Ready-to-first-request gap above which a first request is `prewarmed`.
+    #[serde(default = "default_prewarm_gap_ms")]
+    pub prewarm_gap_ms: u64,
+    /// Ready-to-receipt gap within which a non-first request is `cold-queued`.
+    #[serde(default = "default_queued_gap_ms")]
+    pub queued_gap_ms: u64,
     /// The embedded local provider's settings.
     pub local: LocalSettings,
     /// Instruction set of deployed functions.
@@ -256,6 +297,12 @@ pub struct LocalSettings {
     pub max_instances: u32,
     /// Requests one instance serves concurrently.
     pub instance_concurrency: u32,
+    /// Always-ready instances started before any request.
+    #[serde(default)]
+    pub min_instances: u32,
+    /// Restart a crashed instance process in its slot.
+    #[serde(default)]
+    pub restart_on_crash: bool,
     /// Tests only: fault-injection query appended to every timed request (`Local.FaultQuery`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault_query: Option<String>,
@@ -347,6 +394,27 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if local.min_instances > local.max_instances {
+            return Err(Issue::new(
+                local_path.key("MinInstances"),
+                format!(
+                    "must be at most MaxInstances ({}), got {}",
+                    local.max_instances, local.min_instances
+                ),
+            ));
+        }
+        let max_ms = (MAX_SETTING_SECONDS * 1000.0) as u64;
+        for (key, value) in [
+            ("PrewarmGapMs", raw.prewarm_gap_ms),
+            ("QueuedGapMs", raw.queued_gap_ms),
+        ] {
+            if value == 0 || value > max_ms {
+                return Err(Issue::new(
+                    base.key(key),
+                    format!("must be between 1 and {max_ms} ms"),
+                ));
+            }
+        }
         if let Some(query) = &local.fault_query {
             check_fault_query(query)
                 .map_err(|why| Issue::new(local_path.key("FaultQuery"), why))?;
@@ -396,10 +464,14 @@ impl Settings {
                 .cloned()
                 .unwrap_or_else(|| PathBuf::from(&raw.output_dir)),
             cold_threshold_ms: raw.cold_threshold_ms,
+            prewarm_gap_ms: raw.prewarm_gap_ms,
+            queued_gap_ms: raw.queued_gap_ms,
             local: LocalSettings {
                 keep_alive_ms: seconds_to_ms(keep_alive),
                 max_instances: local.max_instances,
                 instance_concurrency: local.instance_concurrency,
+                min_instances: local.min_instances,
+                restart_on_crash: local.restart_on_crash,
                 fault_query: local.fault_query.clone(),
                 fault_ready_delay_ms: local.fault_ready_delay_ms,
             },
@@ -432,10 +504,14 @@ mod tests {
                 max_throttled: None,
                 output_dir: PathBuf::from("results"),
                 cold_threshold_ms: 300,
+                prewarm_gap_ms: 10_000,
+                queued_gap_ms: 50,
                 local: LocalSettings {
                     keep_alive_ms: 60_000,
                     max_instances: 1000,
                     instance_concurrency: 1,
+                    min_instances: 0,
+                    restart_on_crash: false,
                     fault_query: None,
                     fault_ready_delay_ms: None,
                 },
@@ -450,8 +526,9 @@ mod tests {
     fn every_key_resolves() {
         let raw = parse(
             r#"{"Seed": 7, "RequestTimeoutSeconds": 2.5, "Connection": "reuse", "MaxFailures": 3,
-                "OutputDir": "out", "ColdThresholdMs": 50,
-                "Local": {"KeepAliveSeconds": 0.5, "MaxInstances": 4, "InstanceConcurrency": 2},
+                "OutputDir": "out", "ColdThresholdMs": 50, "PrewarmGapMs": 400, "QueuedGapMs": 80,
+                "Local": {"KeepAliveSeconds": 0.5, "MaxInstances": 4, "InstanceConcurrency": 2,
+                          "MinInstances": 2, "RestartOnCrash": true},
                 "Architecture": "arm64", "FunctionBinary": "bin/bootstrap",
                 "ProviderSettings": {"region": "eu-west-1"}}"#,
         )
@@ -467,6 +544,9 @@ mod tests {
         assert_eq!(settings.local.keep_alive_ms, 500);
         assert_eq!(settings.local.max_instances, 4);
         assert_eq!(settings.local.instance_concurrency, 2);
+        assert_eq!(settings.local.min_instances, 2);
+        assert!(settings.local.restart_on_crash);
+        assert_eq!((settings.prewarm_gap_ms, settings.queued_gap_ms), (400, 80));
         assert_eq!(settings.architecture, Architecture::Arm64);
         assert_eq!(
             settings.function_binary,
@@ -487,6 +567,11 @@ mod tests {
             issue(r#"{"RequestTimeoutSeconds": 0}"#),
             "Stellar.RequestTimeoutSeconds"
         );
+        assert_eq!(
+            issue(r#"{"Local": {"MaxInstances": 2, "MinInstances": 3}}"#),
+            "Stellar.Local.MinInstances"
+        );
+        assert_eq!(issue(r#"{"PrewarmGapMs": 0}"#), "Stellar.PrewarmGapMs");
         assert_eq!(issue(r#"{"OutputDir": " "}"#), "Stellar.OutputDir");
         assert_eq!(
             issue(r#"{"Local": {"KeepAliveSeconds": -1}}"#),

@@ -47,6 +47,15 @@ pub struct FunctionSpec {
     /// Cap on the live and starting instances of the current version of the function.
     #[serde(default = "default_max_instances")]
     pub max_instances: u32,
+    /// Always-ready instances: started when the function is deployed, ahead of any request,
+    /// and never stopped for being idle (Azure Flex always-ready, Cloud Run and FC minimum
+    /// instances, Knative initial scale). At most `max_instances`.
+    #[serde(default)]
+    pub min_instances: u32,
+    /// When an instance's process exits on its own, start a new process in the same instance
+    /// slot (same `STELLAR_LOCAL_INSTANCE_ID`), as platforms restart a crashed worker in place.
+    #[serde(default)]
+    pub restart_on_crash: bool,
 }
 
 impl FunctionSpec {
@@ -61,6 +70,8 @@ impl FunctionSpec {
             instance_concurrency: DEFAULT_INSTANCE_CONCURRENCY,
             keep_alive_ms: DEFAULT_KEEP_ALIVE_MS,
             max_instances: DEFAULT_MAX_INSTANCES,
+            min_instances: 0,
+            restart_on_crash: false,
         }
     }
 }
@@ -100,6 +111,12 @@ pub struct FunctionInfo {
     pub keep_alive_ms: u64,
     /// See [`FunctionSpec::max_instances`].
     pub max_instances: u32,
+    /// See [`FunctionSpec::min_instances`].
+    #[serde(default)]
+    pub min_instances: u32,
+    /// See [`FunctionSpec::restart_on_crash`].
+    #[serde(default)]
+    pub restart_on_crash: bool,
     /// See [`FunctionSpec::tags`].
     pub tags: BTreeMap<String, String>,
     /// Instances currently starting, serving, idle or draining.
@@ -135,6 +152,64 @@ pub enum StopReason {
     Timeout,
 }
 
+/// Why an instance's process was started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceOrigin {
+    /// For a request that found no free instance (a cold start).
+    #[default]
+    Spawned,
+    /// Ahead of any request, as one of the function's `min_instances`.
+    Prestarted,
+    /// In the slot of a process that crashed (`restart_on_crash`).
+    Restarted,
+}
+
+impl InstanceOrigin {
+    /// The kebab-case name (as in JSON and `instances.csv`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spawned => "spawned",
+            Self::Prestarted => "prestarted",
+            Self::Restarted => "restarted",
+        }
+    }
+}
+
+/// How the runtime served one request, from its own bookkeeping: the ground truth the
+/// gateway sends in `x-stellar-start-label` (the names match `stellar_results::labels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartTruth {
+    /// Started an instance while no ready instance existed.
+    ColdNatural,
+    /// Started an instance while ready instances existed but none had a free slot.
+    ColdScaleout,
+    /// Waited for an instance another request had started.
+    ColdQueued,
+    /// First request of an instance started ahead of requests (or one whose own request gave
+    /// up before it was ready).
+    Prewarmed,
+    /// First request of a process restarted in place.
+    ProcessRestart,
+    /// A later request of a running process.
+    Warm,
+}
+
+impl StartTruth {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ColdNatural => "cold-natural",
+            Self::ColdScaleout => "cold-scaleout",
+            Self::ColdQueued => "cold-queued",
+            Self::Prewarmed => "prewarmed",
+            Self::ProcessRestart => "process-restart",
+            Self::Warm => "warm",
+        }
+    }
+}
+
 /// One instance ever started for a function: the ground truth for cold-start labels.
 ///
 /// Wall-clock fields are Unix nanoseconds (for correlating with other logs);
@@ -161,6 +236,12 @@ pub struct InstanceRecord {
     pub stop_reason: Option<StopReason>,
     /// Why it never became ready (spawn failure, early exit, READY timeout).
     pub spawn_error: Option<String>,
+    /// The instance slot (`STELLAR_LOCAL_INSTANCE_ID`); a restarted process keeps its slot.
+    #[serde(default)]
+    pub slot: String,
+    /// Why the process was started.
+    #[serde(default)]
+    pub origin: InstanceOrigin,
 }
 
 /// Body of `GET /v1/functions/<name>/instances`.

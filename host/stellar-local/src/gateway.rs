@@ -3,7 +3,14 @@
 //!
 //! - `x-stellar-instance-id`: the instance that answered;
 //! - `x-stellar-cold-start`: `true` iff this request caused that instance to be spawned;
-//! - `x-stellar-init-ms`: the instance's spawn-to-READY time, only on cold starts.
+//! - `x-stellar-init-ms`: the instance's spawn-to-READY time, only on cold starts;
+//! - `x-stellar-start-label`: how the runtime served the request, from its own bookkeeping
+//!   (`cold-natural`, `cold-scaleout`, `cold-queued`, `prewarmed`, `process-restart`, `warm`;
+//!   see [`crate::StartTruth`]): the ground truth stellar's labels are checked against.
+//!
+//! A request queued behind a starting instance (instance concurrency above 1) is forwarded
+//! [`QUEUE_DISPATCH_DELAY`] after the instance is ready, so the request that started it is
+//! the instance's first, as a platform's queue releases requests in arrival order.
 //!
 //! Errors: unknown function 404, every instance busy at `max_instances` 429 (`Retry-After: 1`),
 //! spawn failure / READY timeout / instance crash 502, no response head within the function's
@@ -28,6 +35,26 @@ pub const INSTANCE_ID_HEADER: &str = "x-stellar-instance-id";
 pub const COLD_START_HEADER: &str = "x-stellar-cold-start";
 /// Header with the instance's init time (ms), on cold starts only.
 pub const INIT_MS_HEADER: &str = "x-stellar-init-ms";
+/// Header with the runtime's own label of the request ([`crate::StartTruth`]).
+pub const START_LABEL_HEADER: &str = "x-stellar-start-label";
+/// How long requests queued behind a starting instance wait after it is ready, so the request
+/// that started it reaches it first.
+pub(crate) const QUEUE_DISPATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Waits until a starting instance is ready (or failed).
+async fn wait_ready(
+    mut watch: crate::state::ReadyWatch,
+) -> Result<crate::state::ReadyInfo, Option<String>> {
+    match watch.wait_for(Option::is_some).await {
+        Ok(outcome) => match outcome.as_ref() {
+            Some(Ok(info)) => Ok(info.clone()),
+            Some(Err(msg)) => Err(Some(msg.clone())),
+            None => Err(None),
+        },
+        // The supervisor went away without a word: stopped while starting.
+        Err(_) => Err(None),
+    }
+}
 
 /// Answers one gateway request.
 pub(crate) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ResBody> {
@@ -88,23 +115,29 @@ async fn forward(
         None => rest.to_owned(),
     };
     let (admission, mut in_flight) = shared.admit(&name)?;
-    let (info, cold) = match admission {
-        Admission::Warm(info) => (info, false),
-        Admission::Cold(ready) => match ready.await {
-            Ok(Ok(info)) => (info, true),
-            Ok(Err(msg)) => {
-                return Err(ApiError::other(
-                    StatusCode::BAD_GATEWAY,
-                    format!("instance of `{name}` failed to start: {msg}"),
-                ));
-            }
-            Err(_) => {
-                return Err(ApiError::other(
-                    StatusCode::BAD_GATEWAY,
-                    format!("instance of `{name}` was stopped before it was ready"),
-                ));
-            }
-        },
+    let (ready, cold) = match admission {
+        Admission::Warm(info) => (Ok(info), false),
+        Admission::Cold(watch) => (wait_ready(watch).await, true),
+        Admission::Queued(watch) => {
+            let ready = wait_ready(watch).await;
+            tokio::time::sleep(QUEUE_DISPATCH_DELAY).await;
+            (ready, false)
+        }
+    };
+    let info = match ready {
+        Ok(info) => info,
+        Err(Some(msg)) => {
+            return Err(ApiError::other(
+                StatusCode::BAD_GATEWAY,
+                format!("instance of `{name}` failed to start: {msg}"),
+            ));
+        }
+        Err(None) => {
+            return Err(ApiError::other(
+                StatusCode::BAD_GATEWAY,
+                format!("instance of `{name}` was stopped before it was ready"),
+            ));
+        }
     };
 
     let uri: Uri = format!("http://127.0.0.1:{}{target}", info.port)
@@ -155,6 +188,10 @@ async fn forward(
     if cold && let Ok(ms) = HeaderValue::from_str(&format!("{:.3}", info.init_ms)) {
         headers.insert(INIT_MS_HEADER, ms);
     }
+    headers.insert(
+        START_LABEL_HEADER,
+        HeaderValue::from_static(in_flight.truth().as_str()),
+    );
     let res_body = GuardedBody::new(res_body, in_flight).boxed();
     Ok(Response::from_parts(parts, res_body))
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -39,7 +39,8 @@ pub(crate) struct SpawnPlan {
     pub(crate) memory_mb: u32,
     pub(crate) keep_alive: Duration,
     pub(crate) ready_timeout: Duration,
-    pub(crate) ready_tx: oneshot::Sender<ReadyResult>,
+    pub(crate) restart_on_crash: bool,
+    pub(crate) ready_tx: watch::Sender<Option<ReadyResult>>,
     pub(crate) stop_rx: oneshot::Receiver<StopReason>,
     pub(crate) idle: Arc<Notify>,
 }
@@ -62,10 +63,43 @@ pub(crate) fn parse_ready_line(line: &str) -> Option<Result<ReadyLine, String>> 
     })
 }
 
-/// Runs one instance from spawn to reaping (see the module docs).
-pub(crate) async fn supervise(shared: Arc<Shared>, plan: SpawnPlan) {
+/// Runs one instance from spawn to reaping (see the module docs); with `restart_on_crash`,
+/// a process that exits on its own is replaced by a new one in the same slot.
+pub(crate) async fn supervise(shared: Arc<Shared>, mut plan: SpawnPlan) {
     let span = tracing::debug_span!("instance", function = %plan.slot.name, key = plan.slot.key);
-    run(shared, plan).instrument(span).await;
+    async move {
+        loop {
+            if run(&shared, &mut plan).await == Ended::Finished {
+                return;
+            }
+            match plan
+                .restart_on_crash
+                .then(|| shared.restart_in_place(&plan.slot))
+                .flatten()
+            {
+                Some((slot, ready_tx)) => {
+                    tracing::info!("restarting the crashed process in its slot");
+                    plan.slot = slot;
+                    plan.ready_tx = ready_tx;
+                }
+                None => {
+                    shared.finish(&plan.slot, Some(StopReason::Crashed), None);
+                    return;
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// How one process of an instance ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The instance is finished (stopped, failed to start) and its record completed.
+    Finished,
+    /// The process exited on its own after it was ready; nothing is recorded yet.
+    Crashed,
 }
 
 enum Startup {
@@ -82,16 +116,16 @@ enum Event {
     Stdout(std::io::Result<Option<String>>),
 }
 
-async fn run(shared: Arc<Shared>, mut plan: SpawnPlan) {
+async fn run(shared: &Shared, plan: &mut SpawnPlan) -> Ended {
     let started = Instant::now();
-    let mut child = match spawn(&shared, &plan).await {
+    let mut child = match spawn(shared, plan).await {
         Ok(child) => child,
         Err(e) => {
             let msg = format!("cannot start {}: {e}", plan.program.display());
             tracing::warn!("{msg}");
             shared.finish(&plan.slot, None, Some(msg.clone()));
-            let _ = plan.ready_tx.send(Err(msg));
-            return;
+            plan.ready_tx.send_replace(Some(Err(msg)));
+            return Ended::Finished;
         }
     };
     let pid = child.id();
@@ -105,8 +139,8 @@ async fn run(shared: Arc<Shared>, mut plan: SpawnPlan) {
         let msg = "its stdout was not captured".to_owned();
         let _ended = stop_child(&mut child, stdin).await;
         shared.finish(&plan.slot, None, Some(msg.clone()));
-        let _ = plan.ready_tx.send(Err(msg));
-        return;
+        plan.ready_tx.send_replace(Some(Err(msg)));
+        return Ended::Finished;
     };
     let mut lines = BufReader::new(stdout).lines();
 
@@ -127,15 +161,15 @@ async fn run(shared: Arc<Shared>, mut plan: SpawnPlan) {
             let ended = stop_child(&mut child, stdin).await;
             tracing::debug!(?reason, "stopped while starting ({ended})");
             shared.finish(&plan.slot, Some(reason), None);
-            return;
+            return Ended::Finished;
         }
         Startup::Failed(msg) => {
             let ended = stop_child(&mut child, stdin).await;
             let msg = format!("{msg} (process {ended})");
             tracing::warn!("instance failed to start: {msg}");
             shared.finish(&plan.slot, None, Some(msg.clone()));
-            let _ = plan.ready_tx.send(Err(msg));
-            return;
+            plan.ready_tx.send_replace(Some(Err(msg)));
+            return Ended::Finished;
         }
     };
     // Microsecond resolution: exact enough, and short decimals survive a JSON round trip.
@@ -158,7 +192,7 @@ async fn run(shared: Arc<Shared>, mut plan: SpawnPlan) {
     );
     shared.mark_ready(&plan.slot, &info);
     // If the request gave up meanwhile, its guard has already released the slot.
-    let _ = plan.ready_tx.send(Ok(info));
+    plan.ready_tx.send_replace(Some(Ok(info)));
 
     let mut stdout_open = true;
     let reason = loop {
@@ -180,8 +214,7 @@ async fn run(shared: Arc<Shared>, mut plan: SpawnPlan) {
             Event::Exited(status) => {
                 tracing::warn!("instance exited on its own ({})", describe_exit(status));
                 drop(stdin);
-                shared.finish(&plan.slot, Some(StopReason::Crashed), None);
-                return;
+                return Ended::Crashed;
             }
             Event::Recheck => {}
             Event::Deadline => {
@@ -198,6 +231,7 @@ async fn run(shared: Arc<Shared>, mut plan: SpawnPlan) {
     let ended = stop_child(&mut child, stdin).await;
     tracing::debug!(?reason, "stopped ({ended})");
     shared.finish(&plan.slot, Some(reason), None);
+    Ended::Finished
 }
 
 /// Spawns the process, retrying briefly on ETXTBSY.
@@ -215,6 +249,10 @@ async fn spawn(shared: &Shared, plan: &SpawnPlan) -> std::io::Result<Child> {
             .env("STELLAR_PROVIDER", "local")
             .env("STELLAR_MEMORY_MB", plan.memory_mb.to_string())
             .env("STELLAR_FUNCTION_NAME", &plan.slot.name)
+            .env(
+                "STELLAR_LOCAL_INSTANCE_ID",
+                crate::state::slot_name(plan.slot.key),
+            )
             .current_dir(&shared.work_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

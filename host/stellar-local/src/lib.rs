@@ -7,6 +7,11 @@
 //! `stellar-measure-http` measurement function) on its own ephemeral port. A request that finds
 //! no free instance spawns one, a real cold start; an instance idle for the function's
 //! keep-alive is stopped, so later requests are cold again; a `max_instances` cap answers 429.
+//! Platform-like behaviours, each behind a function option, give every cold-start label a
+//! ground truth on one machine: `min_instances` always-ready instances started ahead of
+//! requests, `instance_concurrency` above 1 with requests queued behind a starting instance,
+//! `restart_on_crash` (a crashed process is replaced in the same slot) and the keep-alive
+//! (idle retention). The gateway says how it served each request (`x-stellar-start-label`).
 //! Every instance ever started is recorded ([`InstanceRecord`]) as ground truth for cold-start
 //! labels.
 //!
@@ -69,11 +74,12 @@ use tokio::task::JoinHandle;
 pub use api::{
     ArtifactInfo, DEFAULT_INSTANCE_CONCURRENCY, DEFAULT_KEEP_ALIVE_MS, DEFAULT_MAX_INSTANCES,
     DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, ErrorBody, ErrorDetail, ErrorKind, FunctionInfo,
-    FunctionList, FunctionSpec, InstanceList, InstanceRecord, StopReason,
+    FunctionList, FunctionSpec, InstanceList, InstanceOrigin, InstanceRecord, StartTruth,
+    StopReason,
 };
 pub use artifacts::MAX_ARTIFACT_BYTES;
 pub use error::LocalError;
-pub use gateway::{COLD_START_HEADER, INIT_MS_HEADER, INSTANCE_ID_HEADER};
+pub use gateway::{COLD_START_HEADER, INIT_MS_HEADER, INSTANCE_ID_HEADER, START_LABEL_HEADER};
 
 use crate::artifacts::ArtifactStore;
 use crate::server::Role;

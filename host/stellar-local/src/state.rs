@@ -23,11 +23,13 @@ use http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::api::{ErrorKind, FunctionInfo, FunctionSpec, InstanceRecord, StopReason};
+use crate::api::{
+    ErrorKind, FunctionInfo, FunctionSpec, InstanceOrigin, InstanceRecord, StartTruth, StopReason,
+};
 use crate::artifacts::{ArtifactStore, is_sha256_hex};
 use crate::error::ApiError;
 use crate::instance::{self, SpawnPlan};
@@ -49,12 +51,17 @@ pub(crate) struct ReadyInfo {
 /// Outcome of a cold start, sent by the instance's supervisor to the request that caused it.
 pub(crate) type ReadyResult = Result<ReadyInfo, String>;
 
+/// Where a starting instance announces its outcome: `None` until it is ready or has failed.
+pub(crate) type ReadyWatch = watch::Receiver<Option<ReadyResult>>;
+
 /// How a request got its instance.
 pub(crate) enum Admission {
     /// An instance that was already running.
     Warm(ReadyInfo),
     /// A new instance, started for this request; it resolves when the instance is ready.
-    Cold(oneshot::Receiver<ReadyResult>),
+    Cold(ReadyWatch),
+    /// An instance another request started; it resolves when that instance is ready.
+    Queued(ReadyWatch),
 }
 
 /// State shared by the servers, the instance supervisors and the [`crate::LocalRuntime`] handle.
@@ -107,6 +114,14 @@ struct Slot {
     generation: u64,
     /// `None` while starting.
     ready: Option<ReadyInfo>,
+    /// Resolves when the current process is ready (for requests queued behind its start).
+    ready_watch: ReadyWatch,
+    /// Why the current process was started.
+    origin: InstanceOrigin,
+    /// Requests admitted to the current process.
+    admitted: u64,
+    /// An always-ready instance: never stopped for being idle.
+    pinned: bool,
     in_flight: u32,
     /// Value of `use_clock` when it was last given a request (for most-recently-used choice).
     last_used: u64,
@@ -141,6 +156,7 @@ pub(crate) struct InFlight {
     slot: SlotRef,
     served: bool,
     timeout: Duration,
+    truth: StartTruth,
 }
 
 impl InFlight {
@@ -152,6 +168,11 @@ impl InFlight {
     /// The function's `timeout_s` when the request was admitted.
     pub(crate) fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// How the runtime served the request (ground truth for its label).
+    pub(crate) fn truth(&self) -> StartTruth {
+        self.truth
     }
 
     /// Counts the request as served by the instance (its response head arrived).
@@ -174,6 +195,29 @@ pub(crate) fn unix_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// The record of a process being started in slot `key`.
+fn new_record(key: u64, origin: InstanceOrigin, in_flight: u32) -> InstanceRecord {
+    InstanceRecord {
+        instance_id: None,
+        pid: None,
+        spawned_at_unix_ns: unix_ns(),
+        ready_at_unix_ns: None,
+        exec_to_ready_ms: None,
+        requests_served: 0,
+        in_flight,
+        stopped_at_unix_ns: None,
+        stop_reason: None,
+        spawn_error: None,
+        slot: slot_name(key),
+        origin,
+    }
+}
+
+/// The platform instance id of slot `key` (`STELLAR_LOCAL_INSTANCE_ID`).
+pub(crate) fn slot_name(key: u64) -> String {
+    format!("slot-{key}")
+}
+
 /// Whether `name` is a valid function name: `[a-zA-Z0-9-]{1,64}`.
 pub(crate) fn is_valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
@@ -190,6 +234,24 @@ fn pick(slots: &[Slot], generation: u64, concurrency: u32) -> Option<usize> {
             s.generation == generation
                 && !s.draining
                 && s.ready.is_some()
+                && s.in_flight < concurrency
+        })
+        .max_by_key(|(_, s)| s.last_used)
+        .map(|(i, _)| i)
+}
+
+/// Index of a starting slot a request may queue behind (instance concurrency above 1): a
+/// non-draining slot of `generation`, started for a request, with a free request slot.
+fn pick_starting(slots: &[Slot], generation: u64, concurrency: u32) -> Option<usize> {
+    slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            s.generation == generation
+                && !s.draining
+                && s.ready.is_none()
+                && s.origin == InstanceOrigin::Spawned
+                && s.admitted > 0
                 && s.in_flight < concurrency
         })
         .max_by_key(|(_, s)| s.last_used)
@@ -217,6 +279,12 @@ fn validate(name: &str, spec: &FunctionSpec) -> Result<(), ApiError> {
         if value == 0 {
             return Err(ApiError::invalid(format!("{field} must be at least 1")));
         }
+    }
+    if spec.min_instances > spec.max_instances {
+        return Err(ApiError::invalid(format!(
+            "min_instances ({}) must not exceed max_instances ({})",
+            spec.min_instances, spec.max_instances
+        )));
     }
     for (key, value) in &spec.env {
         if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
@@ -264,6 +332,8 @@ impl Shared {
             instance_concurrency: f.spec.instance_concurrency,
             keep_alive_ms: f.spec.keep_alive_ms,
             max_instances: f.spec.max_instances,
+            min_instances: f.spec.min_instances,
+            restart_on_crash: f.spec.restart_on_crash,
             tags: f.spec.tags.clone(),
             live_instances: u32::try_from(f.slots.len()).unwrap_or(u32::MAX),
             created_unix_ms: f.created_unix_ms,
@@ -274,7 +344,23 @@ impl Shared {
 
     /// Creates or updates a function. Returns its info and whether it was created.
     /// An update drains the existing instances: idle ones stop now, busy ones when idle.
+    /// The function's `min_instances` are started (ahead of any request) before it returns.
     pub(crate) fn put_function(
+        self: &Arc<Self>,
+        name: &str,
+        spec: FunctionSpec,
+    ) -> Result<(FunctionInfo, bool), ApiError> {
+        let (info, created) = self.store_function(name, spec)?;
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        for _ in 0..info.min_instances {
+            self.start_slot(st, name, InstanceOrigin::Prestarted, 0);
+        }
+        let info = st.functions.get(name).map_or(info, |f| self.info(name, f));
+        Ok((info, created))
+    }
+
+    fn store_function(
         &self,
         name: &str,
         mut spec: FunctionSpec,
@@ -393,11 +479,18 @@ impl Shared {
         };
         st.use_clock += 1;
         let timeout = Duration::from_secs(f.spec.timeout_s.into());
-        if let Some(i) = pick(&f.slots, f.generation, f.spec.instance_concurrency) {
+        let concurrency = f.spec.instance_concurrency;
+        if let Some(i) = pick(&f.slots, f.generation, concurrency) {
             let slot = &mut f.slots[i];
             slot.in_flight += 1;
             slot.last_used = st.use_clock;
             slot.idle_since = None;
+            slot.admitted += 1;
+            let truth = match (slot.admitted, slot.origin) {
+                (1, InstanceOrigin::Restarted) => StartTruth::ProcessRestart,
+                (1, _) => StartTruth::Prewarmed,
+                _ => StartTruth::Warm,
+            };
             let ready = slot.ready.clone();
             let slot_ref = SlotRef {
                 name: name.to_owned(),
@@ -412,12 +505,36 @@ impl Shared {
                 slot: slot_ref,
                 served: false,
                 timeout,
+                truth,
             };
             // `pick` only returns ready slots.
             return match ready {
                 Some(info) => Ok((Admission::Warm(info), in_flight)),
                 None => Err(ApiError::internal("picked an instance that is not ready")),
             };
+        }
+        if let Some(i) = pick_starting(&f.slots, f.generation, concurrency) {
+            let slot = &mut f.slots[i];
+            slot.in_flight += 1;
+            slot.last_used = st.use_clock;
+            slot.admitted += 1;
+            let watch = slot.ready_watch.clone();
+            let slot_ref = SlotRef {
+                name: name.to_owned(),
+                key: slot.key,
+                record_idx: slot.record_idx,
+            };
+            if let Some(record) = Self::record_mut(st, &slot_ref) {
+                record.in_flight += 1;
+            }
+            let in_flight = InFlight {
+                shared: Arc::clone(self),
+                slot: slot_ref,
+                served: false,
+                timeout,
+                truth: StartTruth::ColdQueued,
+            };
+            return Ok((Admission::Queued(watch), in_flight));
         }
         let live = f
             .slots
@@ -437,31 +554,58 @@ impl Shared {
             return Err(err);
         }
 
+        let truth = if f
+            .slots
+            .iter()
+            .any(|s| s.generation == f.generation && !s.draining && s.ready.is_some())
+        {
+            StartTruth::ColdScaleout
+        } else {
+            StartTruth::ColdNatural
+        };
+        let Some((slot_ref, ready_rx)) = self.start_slot(st, name, InstanceOrigin::Spawned, 1)
+        else {
+            return Err(ApiError::internal("the function vanished while starting"));
+        };
+        let in_flight = InFlight {
+            shared: Arc::clone(self),
+            slot: slot_ref,
+            served: false,
+            timeout,
+            truth,
+        };
+        Ok((Admission::Cold(ready_rx), in_flight))
+    }
+
+    /// Adds a slot for a new process of `name` with `in_flight` requests already admitted (the
+    /// lock is held) and starts its supervisor. `None` if there is no such function.
+    fn start_slot(
+        self: &Arc<Self>,
+        st: &mut State,
+        name: &str,
+        origin: InstanceOrigin,
+        in_flight: u32,
+    ) -> Option<(SlotRef, ReadyWatch)> {
+        let f = st.functions.get_mut(name)?;
+        st.use_clock += 1;
         let key = st.next_key;
         st.next_key += 1;
         let records = st.history.entry(name.to_owned()).or_default();
         let record_idx = records.len();
-        records.push(InstanceRecord {
-            instance_id: None,
-            pid: None,
-            spawned_at_unix_ns: unix_ns(),
-            ready_at_unix_ns: None,
-            exec_to_ready_ms: None,
-            requests_served: 0,
-            in_flight: 1,
-            stopped_at_unix_ns: None,
-            stop_reason: None,
-            spawn_error: None,
-        });
+        records.push(new_record(key, origin, in_flight));
         let (stop_tx, stop_rx) = oneshot::channel();
-        let (ready_tx, ready_rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = watch::channel(None);
         let idle = Arc::new(Notify::new());
         f.slots.push(Slot {
             key,
             record_idx,
             generation: f.generation,
             ready: None,
-            in_flight: 1,
+            ready_watch: ready_rx.clone(),
+            origin,
+            admitted: u64::from(in_flight),
+            pinned: origin == InstanceOrigin::Prestarted,
+            in_flight,
             last_used: st.use_clock,
             idle_since: None,
             draining: false,
@@ -480,6 +624,7 @@ impl Shared {
             memory_mb: f.spec.memory_mb,
             keep_alive: Duration::from_millis(f.spec.keep_alive_ms),
             ready_timeout: self.ready_timeout,
+            restart_on_crash: f.spec.restart_on_crash,
             ready_tx,
             stop_rx,
             idle,
@@ -487,13 +632,48 @@ impl Shared {
         st.supervisors.retain(|h| !h.is_finished());
         st.supervisors
             .push(tokio::spawn(instance::supervise(Arc::clone(self), plan)));
-        let in_flight = InFlight {
-            shared: Arc::clone(self),
-            slot: slot_ref,
-            served: false,
-            timeout,
-        };
-        Ok((Admission::Cold(ready_rx), in_flight))
+        Some((slot_ref, ready_rx))
+    }
+
+    /// The process of `slot_ref` crashed and its function restarts crashed processes: keeps
+    /// the slot, gives it a new record and a new ready channel. `None` when the slot is gone
+    /// or draining (then the caller finishes it as crashed).
+    pub(crate) fn restart_in_place(
+        &self,
+        slot_ref: &SlotRef,
+    ) -> Option<(SlotRef, watch::Sender<Option<ReadyResult>>)> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if st.shutting_down {
+            return None;
+        }
+        if let Some(record) = Self::record_mut(st, slot_ref) {
+            record.stopped_at_unix_ns = Some(unix_ns());
+            record.stop_reason = Some(StopReason::Crashed);
+        }
+        let slot = st
+            .functions
+            .get_mut(&slot_ref.name)
+            .and_then(|f| f.slots.iter_mut().find(|s| s.key == slot_ref.key))
+            .filter(|s| !s.draining)?;
+        let records = st.history.entry(slot_ref.name.clone()).or_default();
+        let record_idx = records.len();
+        records.push(new_record(slot_ref.key, InstanceOrigin::Restarted, 0));
+        let (ready_tx, ready_rx) = watch::channel(None);
+        slot.record_idx = record_idx;
+        slot.ready = None;
+        slot.ready_watch = ready_rx;
+        slot.origin = InstanceOrigin::Restarted;
+        slot.admitted = 0;
+        slot.idle_since = None;
+        Some((
+            SlotRef {
+                name: slot_ref.name.clone(),
+                key: slot_ref.key,
+                record_idx,
+            },
+            ready_tx,
+        ))
     }
 
     /// Gives a request's slot back (see [`InFlight`]).
@@ -580,7 +760,7 @@ impl Shared {
     pub(crate) fn idle_state(&self, slot_ref: &SlotRef, keep_alive: Duration) -> IdleState {
         let mut st = self.lock();
         match Self::slot_mut(&mut st, slot_ref) {
-            Some(slot) if slot.in_flight == 0 => match slot.idle_since {
+            Some(slot) if slot.in_flight == 0 && !slot.pinned => match slot.idle_since {
                 Some(since) => IdleState::ExpiresAt(since + keep_alive),
                 None => IdleState::NoTimer,
             },
@@ -599,7 +779,8 @@ impl Shared {
             return false;
         };
         let slot = &f.slots[i];
-        let expired = slot.in_flight == 0
+        let expired = !slot.pinned
+            && slot.in_flight == 0
             && slot
                 .idle_since
                 .is_some_and(|since| since + keep_alive <= Instant::now());
@@ -650,6 +831,10 @@ mod tests {
                 instance_id: format!("{key:016x}"),
                 init_ms: 1.0,
             }),
+            ready_watch: watch::channel(None).1,
+            origin: InstanceOrigin::Spawned,
+            admitted: 1,
+            pinned: false,
             in_flight,
             last_used,
             idle_since: None,

@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use stellar_local::{
     COLD_START_HEADER, ErrorBody, ErrorKind, FunctionInfo, FunctionList, INIT_MS_HEADER,
-    INSTANCE_ID_HEADER, InstanceList, InstanceRecord, LocalRuntime, LocalRuntimeConfig, StopReason,
+    INSTANCE_ID_HEADER, InstanceList, InstanceOrigin, InstanceRecord, LocalRuntime,
+    LocalRuntimeConfig, START_LABEL_HEADER, StopReason,
 };
 
 // ---- support ---------------------------------------------------------------------------------
@@ -98,6 +99,10 @@ impl Reply {
         let id = self.header(INSTANCE_ID_HEADER).expect("instance id header");
         assert_eq!(self.json()["instance_id"], id, "header and body agree");
         id.to_owned()
+    }
+
+    fn start_label(&self) -> &str {
+        self.header(START_LABEL_HEADER).expect("start label header")
     }
 
     fn cold(&self) -> bool {
@@ -647,6 +652,105 @@ async fn an_instance_serves_up_to_instance_concurrency_requests_at_once() {
         assert_eq!(reply.instance_id(), id);
     }
     assert_eq!(env.records("shared").await.len(), 1);
+    env.rt.shutdown().await;
+}
+
+// ---- platform-like behaviours ------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_instances_start_ahead_of_requests_and_stay_when_idle() {
+    let env = Env::start().await;
+    let info = env
+        .deploy("pre", json!({ "min_instances": 2, "keep_alive_ms": 100 }))
+        .await;
+    assert_eq!((info.min_instances, info.live_instances), (2, 2));
+    let records = eventually("both always-ready instances to be ready", async || {
+        let records = env.records("pre").await;
+        records
+            .iter()
+            .all(|r| r.ready_at_unix_ns.is_some())
+            .then_some(records)
+    })
+    .await;
+    assert_eq!(records.len(), 2);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.origin == InstanceOrigin::Prestarted)
+    );
+    // Well past the keep-alive, they are still there, and take requests first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = env.invoke("/pre").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(!first.cold(), "no process was started for it");
+    assert_eq!(first.start_label(), "prewarmed");
+    assert_eq!(first.json()["cold"], true, "the process's first request");
+    let gap = first.json()["handler_received_unix_ns"].as_u64().unwrap()
+        - first.json()["ready_unix_ns"].as_u64().unwrap();
+    assert!(gap > 300_000_000, "ready {gap} ns before the request");
+    assert_eq!(env.invoke("/pre").await.start_label(), "warm");
+    let records = env.records("pre").await;
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|r| r.stopped_at_unix_ns.is_none()));
+    let slot = &record_for(&records, &first.instance_id()).slot;
+    assert_eq!(first.json()["platform_instance_id"], slot.as_str());
+    env.rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_queue_behind_a_starting_instance_up_to_its_concurrency() {
+    let env = Env::start().await;
+    env.deploy("q", json!({ "instance_concurrency": 3 })).await;
+    let replies = futures_join_all((0..3).map(|_| env.invoke("/q?SpinMs=150")).collect()).await;
+    let mut labels: Vec<&str> = replies.iter().map(Reply::start_label).collect();
+    labels.sort_unstable();
+    assert_eq!(labels, ["cold-natural", "cold-queued", "cold-queued"]);
+    for reply in &replies {
+        assert_eq!(reply.status, StatusCode::OK);
+        let body = reply.json();
+        // The request that started the instance reached it first; the others arrived while
+        // it was still running.
+        let started_it = reply.start_label() == "cold-natural";
+        assert_eq!(body["cold"], started_it, "{body}");
+        assert_eq!(body["first_in_flight"], !started_it, "{body}");
+    }
+    let ids: std::collections::BTreeSet<String> = replies.iter().map(Reply::instance_id).collect();
+    assert_eq!(ids.len(), 1, "one instance for all three");
+    assert_eq!(env.records("q").await.len(), 1);
+    env.rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_process_is_restarted_in_its_slot_when_asked() {
+    let env = Env::start().await;
+    env.deploy("rs", json!({ "restart_on_crash": true })).await;
+    let first = env.invoke("/rs").await;
+    assert_eq!(first.start_label(), "cold-natural");
+    let records = env.records("rs").await;
+    let pid = records[0].pid.unwrap();
+    let status = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let records = eventually("the restarted process to be ready", async || {
+        let records = env.records("rs").await;
+        (records.len() == 2 && records[1].ready_at_unix_ns.is_some()).then_some(records)
+    })
+    .await;
+    assert_eq!(records[0].stop_reason, Some(StopReason::Crashed));
+    assert_eq!(records[1].origin, InstanceOrigin::Restarted);
+    assert_eq!(records[0].slot, records[1].slot);
+    let next = env.invoke("/rs").await;
+    assert_eq!(next.status, StatusCode::OK);
+    assert_eq!(next.start_label(), "process-restart");
+    assert_eq!(next.json()["cold"], true);
+    assert_eq!(
+        next.json()["platform_instance_id"],
+        first.json()["platform_instance_id"]
+    );
+    assert_ne!(next.instance_id(), first.instance_id());
+    assert_eq!(env.invoke("/rs").await.start_label(), "warm");
     env.rt.shutdown().await;
 }
 

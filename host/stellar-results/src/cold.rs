@@ -18,8 +18,15 @@
 //! same burst was served warm, or a request sent earlier to the same endpoint was still in
 //! flight when this one was sent (its instance was busy). Otherwise it is **natural**: every
 //! instance had gone (idle timeout, first request, redeployment).
+//!
+//! [`label_rows_with`] also fills the start labels of [`crate::labels`]: where the function
+//! answered, its receipt signals refine its flag (a pre-started instance's first request is
+//! not cold; a request queued behind a starting instance is), and `Cold Label` follows the
+//! start label.
 
 use std::collections::BTreeMap;
+
+use crate::labels::{self, Decision, LabelSignal, StartLabel, StartThresholds};
 
 use serde::Serialize;
 
@@ -58,6 +65,8 @@ pub enum ColdKind {
     Natural,
     /// The endpoint had instances, but not enough free ones.
     ScaleOut,
+    /// Queued behind an instance another request started (see [`crate::labels`]).
+    Queued,
 }
 
 impl ColdKind {
@@ -66,6 +75,7 @@ impl ColdKind {
         match self {
             Self::Natural => "natural",
             Self::ScaleOut => "scale-out",
+            Self::Queued => "queued",
         }
     }
 }
@@ -95,12 +105,25 @@ pub struct SignalAgreement {
 
 /// Fills `Cold Label`, `Cold Source` and `Cold Kind` of every successful row (failed rows get
 /// empty values) and returns the agreement counts. `threshold_ms` is the latency rule's limit.
-/// Rows may be in any order; scale-out detection looks at send and receive times.
+/// Rows may be in any order; scale-out detection looks at send and receive times. Start labels
+/// use the default [`StartThresholds`]; see [`label_rows_with`].
 pub fn label_rows<R: LatencyRecord>(rows: &mut [R], threshold_ms: f64) -> SignalAgreement {
+    label_rows_with(rows, threshold_ms, &StartThresholds::default())
+}
+
+/// [`label_rows`], and `Start Label` / `Label Signal` of every successful row with the given
+/// thresholds (see [`crate::labels`]).
+pub fn label_rows_with<R: LatencyRecord>(
+    rows: &mut [R],
+    threshold_ms: f64,
+    starts: &StartThresholds,
+) -> SignalAgreement {
     let mut agreement = SignalAgreement::default();
-    for row in rows.iter_mut() {
+    let known = R::known_instances(rows);
+    for (row, known_instance) in rows.iter_mut().zip(known) {
         row.set_cold_label(None, None);
         row.set_cold_kind(None);
+        row.set_start_label(None, None);
         let Some(latency) = row.ok_latency_ms() else {
             continue;
         };
@@ -123,9 +146,36 @@ pub fn label_rows<R: LatencyRecord>(rows: &mut [R], threshold_ms: f64) -> Signal
             agreement.function_threshold_compared += 1;
             agreement.function_threshold_disagree += usize::from(function != by_threshold);
         }
+        let mut label = label;
+        let mut start = None;
+        let signal = match source {
+            ColdSource::Function => labels::signals_of(row, known_instance).map(|signals| {
+                let (decision, signal) = labels::decide(&signals, starts);
+                if let Decision::Label(decided) = decision {
+                    start = Some(decided);
+                    label = decided.is_cold();
+                }
+                signal
+            }),
+            ColdSource::Provider => Some(LabelSignal::Provider),
+            ColdSource::Threshold => Some(LabelSignal::Threshold),
+        };
+        row.set_start_label(start, signal);
         row.set_cold_label(Some(label), Some(source));
     }
     classify_kinds(rows, &mut agreement);
+    for row in rows.iter_mut() {
+        if row.cold_label().is_none() || row.start_label().is_some() {
+            continue;
+        }
+        let start = match (row.cold_label(), row.cold_kind()) {
+            (Some(true), Some(ColdKind::ScaleOut)) => StartLabel::ColdScaleout,
+            (Some(true), _) => StartLabel::ColdNatural,
+            _ => StartLabel::Warm,
+        };
+        let signal = row.label_signal();
+        row.set_start_label(Some(start), signal);
+    }
     agreement
 }
 
@@ -164,6 +214,11 @@ fn classify_kinds<R: LatencyRecord>(rows: &mut [R], agreement: &mut SignalAgreem
         for (position, &i) in indices.iter().enumerate() {
             let i = i as usize;
             if rows[i].cold_label() != Some(true) {
+                continue;
+            }
+            if rows[i].start_label() == Some(StartLabel::ColdQueued) {
+                // It waited for an instance another request of the endpoint started.
+                rows[i].set_cold_kind(Some(ColdKind::Queued));
                 continue;
             }
             let sent = rows[i].actual_send_ms();

@@ -8,13 +8,15 @@
 //! # Layout
 //! - [`row`]: the [`LatencyRow`] schema of `latencies.csv` (STeLLAR's columns first).
 //! - [`writer`]: crash-safe streaming writer and the reader.
-//! - [`record`]: what analyses read of a row, and the 32-byte [`CompactRow`] a run is analysed from.
+//! - [`record`]: what analyses read of a row, and the 40-byte [`CompactRow`] a run is analysed from.
 //! - [`stats`]: [`Summary`] statistics with a documented percentile method; `statistics.csv`.
 //! - [`plot`]: `empirical_CDF.png` / `.svg`.
 //! - [`summary`]: [`SubExperimentSummary`] and the terminal table.
 //! - [`uncertainty`]: percentiles with bootstrap CIs and the tail-to-median ratio, per group.
 //! - [`fidelity`]: planned vs actual send times, gaps vs the IAT model, client saturation.
 //! - [`compare`]: two runs' medians and tails, bootstrap CIs, Mann-Whitney U and a verdict.
+//! - [`cold`] and [`labels`]: cold/warm labels from three signals, and per-request start
+//!   labels (`cold-natural` ... `warm`) from the function's receipt signals.
 #![deny(missing_docs)]
 
 use std::path::Path;
@@ -23,6 +25,7 @@ pub mod cold;
 pub mod compare;
 pub mod error;
 pub mod fidelity;
+pub mod labels;
 pub mod plot;
 pub mod record;
 pub mod report;

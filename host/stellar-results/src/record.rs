@@ -1,4 +1,4 @@
-//! What the analysis reads of a row, and a 32-byte row that holds just that.
+//! What the analysis reads of a row, and a 40-byte row that holds just that.
 //!
 //! Why: a run of a million requests must be analysed in tens of megabytes. A [`LatencyRow`]
 //! carries ten strings and takes about half a kilobyte; the statistics, cold labels, fidelity
@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use crate::cold::{ColdKind, ColdSource};
+use crate::labels::{KnownInstances, LabelSignal, StartLabel};
 use crate::error::{Result, ResultsError};
 use crate::row::{ErrorKind, LatencyRow};
 use crate::segments::SegmentSpans;
@@ -44,8 +45,29 @@ pub trait LatencyRecord {
     fn sub_experiment(&self) -> &str;
     /// Sets `Cold Label` and `Cold Source`.
     fn set_cold_label(&mut self, label: Option<bool>, source: Option<ColdSource>);
+    /// `Cold Kind`.
+    fn cold_kind(&self) -> Option<ColdKind>;
     /// Sets `Cold Kind`.
     fn set_cold_kind(&mut self, kind: Option<ColdKind>);
+    /// `Ready Gap (ms)`.
+    fn ready_gap_ms(&self) -> Option<f64>;
+    /// `First In Flight`.
+    fn first_in_flight(&self) -> Option<bool>;
+    /// True when `Init Type` says the process was restored from a snapshot.
+    fn restored(&self) -> bool;
+    /// `Provider Label`: empty when the platform gave none.
+    fn provider_label(&self) -> &str;
+    /// `Start Label`.
+    fn start_label(&self) -> Option<StartLabel>;
+    /// `Label Signal`.
+    fn label_signal(&self) -> Option<LabelSignal>;
+    /// Sets `Start Label` and `Label Signal`.
+    fn set_start_label(&mut self, label: Option<StartLabel>, signal: Option<LabelSignal>);
+    /// Per row of `rows`: whether its platform instance had answered from another process
+    /// before the row was sent (see [`crate::labels::known_instances`]).
+    fn known_instances(rows: &[Self]) -> Vec<bool>
+    where
+        Self: Sized;
 
     /// True when the request succeeded.
     fn is_ok(&self) -> bool {
@@ -108,12 +130,40 @@ impl LatencyRecord for LatencyRow {
         self.cold_label = label;
         self.cold_source = source.map(|s| s.as_str().to_owned()).unwrap_or_default();
     }
+    fn cold_kind(&self) -> Option<ColdKind> {
+        KINDS.into_iter().find(|k| k.as_str() == self.cold_kind)
+    }
     fn set_cold_kind(&mut self, kind: Option<ColdKind>) {
         self.cold_kind = kind.map(|k| k.as_str().to_owned()).unwrap_or_default();
     }
+    fn ready_gap_ms(&self) -> Option<f64> {
+        self.ready_gap_ms
+    }
+    fn first_in_flight(&self) -> Option<bool> {
+        self.first_in_flight
+    }
+    fn restored(&self) -> bool {
+        crate::labels::is_restore_init_type(&self.init_type)
+    }
+    fn provider_label(&self) -> &str {
+        &self.provider_label
+    }
+    fn start_label(&self) -> Option<StartLabel> {
+        self.start_label.parse().ok()
+    }
+    fn label_signal(&self) -> Option<LabelSignal> {
+        LabelSignal::from_name(&self.label_signal)
+    }
+    fn set_start_label(&mut self, label: Option<StartLabel>, signal: Option<LabelSignal>) {
+        self.start_label = label.map(|l| l.as_str().to_owned()).unwrap_or_default();
+        self.label_signal = signal.map(|s| s.as_str().to_owned()).unwrap_or_default();
+    }
+    fn known_instances(rows: &[Self]) -> Vec<bool> {
+        crate::labels::known_instances(rows)
+    }
 }
 
-/// The analysed fields of one row in 32 bytes (see the module doc).
+/// The analysed fields of one row in 40 bytes (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CompactRow {
     planned_send_ms: f64,
@@ -132,12 +182,42 @@ pub struct CompactRow {
     flags: u8,
     /// Cold source (two bits) and cold kind (two bits above them); 0 for none.
     labels: u8,
+    /// `Ready Gap (ms)`; NaN when none was reported.
+    ready_gap_ms: f32,
+    /// `First In Flight` (two bits, as in `flags`), restored (bit 2), known instance (bit 3).
+    signals: u8,
+    /// `Provider Label`: 0 for none, else 1 + the index in [`StartLabel::ALL`]
+    /// ([`OTHER_LABEL`]: any other value).
+    provider_label: u8,
+    /// `Start Label` (low four bits) and `Label Signal` (high four bits): 0 for none, else 1 +
+    /// the index in [`StartLabel::ALL`] / [`LabelSignal::ALL`].
+    start: u8,
 }
 
 /// [`CompactRow`]'s code for an `Error Kind` that is none of [`ErrorKind::ALL`].
 const OTHER_ERROR: u8 = u8::MAX;
 /// The name such a row reports.
 const OTHER_ERROR_NAME: &str = "other";
+/// [`CompactRow`]'s code for a `Provider Label` that is none of [`StartLabel::ALL`].
+const OTHER_LABEL: u8 = u8::MAX;
+/// The name such a row reports.
+const OTHER_LABEL_NAME: &str = "other";
+/// `signals` bit: the init type says a snapshot restore.
+const RESTORED: u8 = 1 << 2;
+/// `signals` bit: the platform instance was known from another process.
+const KNOWN_INSTANCE: u8 = 1 << 3;
+
+/// 0 for `None`, else 1 + the position of `value` in `all`.
+fn code_of<T: PartialEq>(all: &[T], value: Option<T>) -> u8 {
+    value
+        .and_then(|v| all.iter().position(|x| *x == v))
+        .map_or(0, |i| i as u8 + 1)
+}
+
+/// The value [`code_of`] encoded.
+fn of_code<T: Copy>(all: &[T], code: u8) -> Option<T> {
+    all.get(usize::from(code).checked_sub(1)?).copied()
+}
 
 fn tri(v: Option<bool>) -> u8 {
     match v {
@@ -160,7 +240,7 @@ const SOURCES: [ColdSource; 3] = [
     ColdSource::Provider,
     ColdSource::Threshold,
 ];
-const KINDS: [ColdKind; 2] = [ColdKind::Natural, ColdKind::ScaleOut];
+const KINDS: [ColdKind; 3] = [ColdKind::Natural, ColdKind::ScaleOut, ColdKind::Queued];
 
 impl CompactRow {
     /// The compact form of `row`; an error names what does not fit (a burst id beyond
@@ -181,14 +261,11 @@ impl CompactRow {
                 Ok(v)
             }
         };
-        let source = SOURCES
-            .iter()
-            .position(|s| s.as_str() == row.cold_source)
-            .map_or(0, |i| i as u8 + 1);
-        let kind = KINDS
-            .iter()
-            .position(|k| k.as_str() == row.cold_kind)
-            .map_or(0, |i| i as u8 + 1);
+        let source = code_of(
+            &SOURCES,
+            SOURCES.into_iter().find(|s| s.as_str() == row.cold_source),
+        );
+        let kind = code_of(&KINDS, LatencyRecord::cold_kind(row));
         Ok(Self {
             planned_send_ms: row.planned_send_ms,
             send_lag_ms: (row.actual_send_ms - row.planned_send_ms) as f32,
@@ -200,27 +277,31 @@ impl CompactRow {
             error,
             flags: tri(row.cold) | tri(row.provider_cold) << 2 | tri(row.cold_label) << 4,
             labels: source | kind << 2,
+            ready_gap_ms: row.ready_gap_ms.map_or(f32::NAN, |v| v as f32),
+            signals: tri(row.first_in_flight) | if row.restored() { RESTORED } else { 0 },
+            provider_label: if row.provider_label.is_empty() {
+                0
+            } else {
+                match code_of(&StartLabel::ALL, row.provider_label.parse().ok()) {
+                    0 => OTHER_LABEL,
+                    code => code,
+                }
+            },
+            start: code_of(&StartLabel::ALL, row.start_label())
+                | code_of(&LabelSignal::ALL, row.label_signal()) << 4,
         })
     }
 
     /// The `Cold Source` this row was labelled with.
     pub fn cold_source(&self) -> Option<ColdSource> {
-        SOURCES
-            .get(usize::from(self.labels & 3).checked_sub(1)?)
-            .copied()
+        of_code(&SOURCES, self.labels & 3)
     }
 
-    /// The `Cold Kind` this row was labelled with.
-    pub fn cold_kind(&self) -> Option<ColdKind> {
-        KINDS
-            .get(usize::from(self.labels >> 2 & 3).checked_sub(1)?)
-            .copied()
-    }
-
-    /// Copies this row's cold labels into `row`.
+    /// Copies this row's cold and start labels into `row`.
     pub fn copy_labels_into(&self, row: &mut LatencyRow) {
         row.set_cold_label(self.cold_label(), self.cold_source());
         row.set_cold_kind(self.cold_kind());
+        row.set_start_label(self.start_label(), self.label_signal());
     }
 }
 
@@ -272,16 +353,41 @@ impl LatencyRecord for CompactRow {
     }
     fn set_cold_label(&mut self, label: Option<bool>, source: Option<ColdSource>) {
         self.flags = (self.flags & 0b00_1111) | tri(label) << 4;
-        let source = source
-            .and_then(|s| SOURCES.iter().position(|x| *x == s))
-            .map_or(0, |i| i as u8 + 1);
-        self.labels = (self.labels & !3) | source;
+        self.labels = (self.labels & !3) | code_of(&SOURCES, source);
+    }
+    fn cold_kind(&self) -> Option<ColdKind> {
+        of_code(&KINDS, self.labels >> 2 & 3)
     }
     fn set_cold_kind(&mut self, kind: Option<ColdKind>) {
-        let kind = kind
-            .and_then(|k| KINDS.iter().position(|x| *x == k))
-            .map_or(0, |i| i as u8 + 1);
-        self.labels = (self.labels & 3) | kind << 2;
+        self.labels = (self.labels & 3) | code_of(&KINDS, kind) << 2;
+    }
+    fn ready_gap_ms(&self) -> Option<f64> {
+        (!self.ready_gap_ms.is_nan()).then_some(f64::from(self.ready_gap_ms))
+    }
+    fn first_in_flight(&self) -> Option<bool> {
+        untri(self.signals)
+    }
+    fn restored(&self) -> bool {
+        self.signals & RESTORED != 0
+    }
+    fn provider_label(&self) -> &str {
+        match self.provider_label {
+            0 => "",
+            OTHER_LABEL => OTHER_LABEL_NAME,
+            code => of_code(&StartLabel::ALL, code).map_or(OTHER_LABEL_NAME, |l| l.as_str()),
+        }
+    }
+    fn start_label(&self) -> Option<StartLabel> {
+        of_code(&StartLabel::ALL, self.start & 0x0f)
+    }
+    fn label_signal(&self) -> Option<LabelSignal> {
+        of_code(&LabelSignal::ALL, self.start >> 4)
+    }
+    fn set_start_label(&mut self, label: Option<StartLabel>, signal: Option<LabelSignal>) {
+        self.start = code_of(&StartLabel::ALL, label) | code_of(&LabelSignal::ALL, signal) << 4;
+    }
+    fn known_instances(rows: &[Self]) -> Vec<bool> {
+        rows.iter().map(|r| r.signals & KNOWN_INSTANCE != 0).collect()
     }
 }
 
@@ -296,7 +402,7 @@ pub struct CompactRows {
     pub segments: SegmentSpans,
 }
 
-/// Reads `path` (a `latencies.csv`) row by row into [`CompactRows`]: memory grows by 32 bytes
+/// Reads `path` (a `latencies.csv`) row by row into [`CompactRows`]: memory grows by 40 bytes
 /// a row, never by a whole [`LatencyRow`]. Errors name the file and the line.
 pub fn read_compact(path: impl AsRef<Path>) -> Result<CompactRows> {
     let path = path.as_ref();
@@ -307,6 +413,15 @@ pub fn read_compact(path: impl AsRef<Path>) -> Result<CompactRows> {
         ..CompactRows::default()
     };
     let mut line = 1u64;
+    // Per row: interned (platform instance, process nonce), for the known-instance signal
+    // (8 bytes a row while reading; the strings are kept once per instance and process).
+    let mut ids: Vec<Option<(u32, u32)>> = Vec::with_capacity(out.rows.capacity());
+    let mut interned: std::collections::HashMap<String, u32> = Default::default();
+    let mut intern = |s: &str| {
+        let next = interned.len() as u32;
+        *interned.entry(s.to_owned()).or_insert(next)
+    };
+    let mut answered = KnownInstances::default();
     crate::writer::for_each_latency(path, |row| {
         line += 1;
         if out.rows.is_empty() {
@@ -318,9 +433,22 @@ pub fn read_compact(path: impl AsRef<Path>) -> Result<CompactRows> {
             line,
             what,
         })?;
+        let id = (!row.platform_instance.is_empty() && !row.process_nonce.is_empty())
+            .then(|| (intern(&row.platform_instance), intern(&row.process_nonce)));
+        if let (Some((instance, nonce)), Some(latency)) = (id, compact.ok_latency_ms()) {
+            answered.answered(instance, nonce, compact.actual_send_ms() + latency);
+        }
+        ids.push(id);
         out.rows.push(compact);
         Ok(())
     })?;
+    for (row, id) in out.rows.iter_mut().zip(ids) {
+        if let Some((instance, nonce)) = id
+            && answered.known(&instance, &nonce, row.actual_send_ms())
+        {
+            row.signals |= KNOWN_INSTANCE;
+        }
+    }
     Ok(out)
 }
 
@@ -347,8 +475,8 @@ mod tests {
     use crate::row::tests::sample_row;
 
     #[test]
-    fn a_compact_row_is_32_bytes() {
-        assert_eq!(std::mem::size_of::<CompactRow>(), 32);
+    fn a_compact_row_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<CompactRow>(), 40);
     }
 
     #[test]

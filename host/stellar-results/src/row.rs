@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 /// The header of `latencies.csv`, in column order. STeLLAR's columns come first.
-pub const LATENCY_HEADERS: [&str; 30] = [
+pub const LATENCY_HEADERS: [&str; 41] = [
     "Request ID",
     "Host",
     "Sent At",
@@ -42,11 +42,27 @@ pub const LATENCY_HEADERS: [&str; 30] = [
     "Cold Kind",
     "Retry After (s)",
     "Segment",
+    "Ready Gap (ms)",
+    "In Flight At Receipt",
+    "First In Flight",
+    "Process Nonce",
+    "Platform Instance",
+    "Boot ID",
+    "Boot Time (unix s)",
+    "Init Type",
+    "Provider Label",
+    "Start Label",
+    "Label Signal",
 ];
 
 /// How many leading columns files written before `Retry After (s)` and `Segment` existed
 /// have; [`crate::read_latencies`] accepts them, reading the missing columns as empty / 0.
 pub const LATENCY_HEADERS_V1: usize = 28;
+
+/// How many leading columns files written before the start-label columns (`Ready Gap (ms)`
+/// to `Label Signal`) existed have; [`crate::read_latencies`] accepts them too, reading the
+/// missing columns as empty.
+pub const LATENCY_HEADERS_V2: usize = 30;
 
 /// One request's outcome: one line of `latencies.csv`.
 ///
@@ -138,8 +154,9 @@ pub struct LatencyRow {
     /// Which signal the label came from: `function`, `provider` or `threshold`.
     #[serde(rename = "Cold Source")]
     pub cold_source: String,
-    /// For cold starts: `natural` (the endpoint had no instance to offer) or `scale-out` (a
-    /// burst needed more instances than were warm).
+    /// For cold starts: `natural` (the endpoint had no instance to offer), `scale-out` (a
+    /// burst needed more instances than were warm) or `queued` (waited for an instance another
+    /// request started).
     #[serde(rename = "Cold Kind")]
     pub cold_kind: String,
     /// For `throttled` rows: the provider's `Retry-After`, in seconds, when it sent one.
@@ -150,6 +167,42 @@ pub struct LatencyRow {
     /// next, so cold/warm state across a segment boundary is not comparable.
     #[serde(rename = "Segment", default)]
     pub segment: u32,
+    /// When the function received the request minus when its process became ready to serve,
+    /// in ms, both on the function's clock (see [`crate::labels`]).
+    #[serde(rename = "Ready Gap (ms)", default, serialize_with = "ms3::option")]
+    pub ready_gap_ms: Option<f64>,
+    /// Other requests in flight on the process when the function received this one.
+    #[serde(rename = "In Flight At Receipt", default)]
+    pub in_flight_at_receipt: Option<u64>,
+    /// The process's first request was still unanswered when the function received this one.
+    #[serde(rename = "First In Flight", default)]
+    pub first_in_flight: Option<bool>,
+    /// The per-process nonce the function drew at its first request.
+    #[serde(rename = "Process Nonce", default)]
+    pub process_nonce: String,
+    /// The platform's name for the instance (kept across a process restart), when it gives one.
+    #[serde(rename = "Platform Instance", default)]
+    pub platform_instance: String,
+    /// `/proc/sys/kernel/random/boot_id` of the machine or VM the function ran on.
+    #[serde(rename = "Boot ID", default)]
+    pub boot_id: String,
+    /// When that kernel booted (`/proc/stat` btime), Unix seconds on the function's machine.
+    #[serde(rename = "Boot Time (unix s)", default)]
+    pub boot_time_unix_s: Option<u64>,
+    /// The platform's initialisation type where it says one (`snap-start` means restored).
+    #[serde(rename = "Init Type", default)]
+    pub init_type: String,
+    /// The platform's own label of the request where it gives one (the local runtime's
+    /// `x-stellar-start-label`): ground truth to check `Start Label` against.
+    #[serde(rename = "Provider Label", default)]
+    pub provider_label: String,
+    /// stellar's label: `cold-natural`, `cold-scaleout`, `cold-queued`, `prewarmed`,
+    /// `process-restart`, `restored` or `warm` (see [`crate::labels`]); empty for failures.
+    #[serde(rename = "Start Label", default)]
+    pub start_label: String,
+    /// The signal that decided `Start Label` (see [`crate::labels::LabelSignal`]).
+    #[serde(rename = "Label Signal", default)]
+    pub label_signal: String,
 }
 
 impl LatencyRow {
@@ -317,6 +370,17 @@ pub(crate) mod tests {
             cold_kind: String::new(),
             retry_after_s: None,
             segment: 0,
+            ready_gap_ms: Some(0.25),
+            in_flight_at_receipt: Some(0),
+            first_in_flight: Some(false),
+            process_nonce: "00ff".into(),
+            platform_instance: String::new(),
+            boot_id: "b-1".into(),
+            boot_time_unix_s: Some(1_700_000_000),
+            init_type: String::new(),
+            provider_label: "warm".into(),
+            start_label: String::new(),
+            label_signal: String::new(),
         }
     }
 
@@ -334,7 +398,8 @@ pub(crate) mod tests {
         assert_eq!(
             data,
             "req-1,127.0.0.1,2024-05-01T12:00:00.123Z,2024-05-01T12:00:00.170Z,47.123,3,\
-             warm-iat3s,1,5,17,3000.000,3000.457,0.457,,46.000,200,,,i-7,false,10.500,4,,123,,,,,,0"
+             warm-iat3s,1,5,17,3000.000,3000.457,0.457,,46.000,200,,,i-7,false,10.500,4,,123,,,,,,0,\
+             0.250,0,false,00ff,,b-1,1700000000,,warm,,"
         );
     }
 

@@ -310,6 +310,8 @@ pub enum Group {
     Warm,
     /// Successful requests of bursts of this size.
     BurstSize(u32),
+    /// Successful requests with this start label (see [`crate::labels`]).
+    Label(crate::labels::StartLabel),
 }
 
 impl Group {
@@ -320,16 +322,23 @@ impl Group {
             Self::Cold => Subset::Cold.contains(row),
             Self::Warm => Subset::Warm.contains(row),
             Self::BurstSize(size) => row.burst_size() == size,
+            Self::Label(label) => row.start_label() == Some(label),
         }
     }
 
     /// The groups of `rows`: all, cold, warm, then every burst size that occurs in `rows`
-    /// (ascending).
+    /// (ascending), then every start label that occurs in `rows` (in label order).
     pub fn of_rows<R: LatencyRecord>(rows: &[R]) -> Vec<Self> {
         let sizes: std::collections::BTreeSet<u32> = rows.iter().map(|r| r.burst_size()).collect();
+        let present: std::collections::BTreeSet<crate::labels::StartLabel> =
+            rows.iter().filter_map(|r| r.start_label()).collect();
+        let labels = crate::labels::StartLabel::ALL
+            .into_iter()
+            .filter(|l| present.contains(l));
         [Self::All, Self::Cold, Self::Warm]
             .into_iter()
             .chain(sizes.into_iter().map(Self::BurstSize))
+            .chain(labels.map(Self::Label))
             .collect()
     }
 
@@ -350,6 +359,7 @@ impl Group {
             Self::Cold => 1,
             Self::Warm => 2,
             Self::BurstSize(size) => (1 << 32) | u64::from(size),
+            Self::Label(label) => (2 << 32) | label as u64,
         };
         splitmix64(splitmix64(seed) ^ salt)
     }
@@ -362,6 +372,7 @@ impl fmt::Display for Group {
             Self::Cold => f.write_str("cold"),
             Self::Warm => f.write_str("warm"),
             Self::BurstSize(size) => write!(f, "burst-size-{size}"),
+            Self::Label(label) => write!(f, "label-{label}"),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Result, ResultsError};
-use crate::row::{LATENCY_HEADERS, LATENCY_HEADERS_V1, LatencyRow};
+use crate::row::{LATENCY_HEADERS, LATENCY_HEADERS_V1, LATENCY_HEADERS_V2, LatencyRow};
 
 /// Writes `latencies.csv` one row at a time, flushing after each row.
 #[derive(Debug)]
@@ -207,8 +207,9 @@ impl LatencyWriter {
 
 /// Reads every row of a `latencies.csv` written by [`LatencyWriter`].
 ///
-/// The header must be [`LATENCY_HEADERS`], or its first [`LATENCY_HEADERS_V1`] columns (files
-/// from before the last columns existed); errors name the file and the line.
+/// The header must be [`LATENCY_HEADERS`], or its first [`LATENCY_HEADERS_V2`] or
+/// [`LATENCY_HEADERS_V1`] columns (files from before the last columns existed); errors name the
+/// file and the line.
 pub fn read_latencies(path: impl AsRef<Path>) -> Result<Vec<LatencyRow>> {
     let path = path.as_ref();
     let file = fs_err::File::open(path).map_err(|e| ResultsError::io(path, "open", e))?;
@@ -263,11 +264,14 @@ fn each_row(
         .headers()
         .map_err(|e| ResultsError::csv(path, e))?
         .clone();
-    let current = headers.iter().eq(LATENCY_HEADERS);
-    let v1 = headers
-        .iter()
-        .eq(LATENCY_HEADERS[..LATENCY_HEADERS_V1].iter().copied());
-    if !current && !v1 {
+    let known = [
+        LATENCY_HEADERS.len(),
+        LATENCY_HEADERS_V2,
+        LATENCY_HEADERS_V1,
+    ]
+    .iter()
+    .any(|&n| headers.iter().eq(LATENCY_HEADERS[..n].iter().copied()));
+    if !known {
         return Err(ResultsError::Header {
             path: path.to_path_buf(),
             expected: LATENCY_HEADERS.join(","),
@@ -394,7 +398,47 @@ mod tests {
             .collect();
         fs_err::write(&path, old).expect("write old");
         let read = read_latencies(&path).expect("old format reads");
-        assert_eq!(read, vec![rows()[0].clone()]);
+        let expected = LatencyRow {
+            ready_gap_ms: None,
+            in_flight_at_receipt: None,
+            first_in_flight: None,
+            process_nonce: String::new(),
+            boot_id: String::new(),
+            boot_time_unix_s: None,
+            provider_label: String::new(),
+            ..rows()[0].clone()
+        };
+        assert_eq!(read, vec![expected]);
+    }
+
+    #[test]
+    fn files_from_before_the_start_label_columns_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("latencies.csv");
+        let row = LatencyRow {
+            ready_gap_ms: None,
+            in_flight_at_receipt: None,
+            first_in_flight: None,
+            process_nonce: String::new(),
+            boot_id: String::new(),
+            boot_time_unix_s: None,
+            provider_label: String::new(),
+            ..rows()[0].clone()
+        };
+        let mut w = LatencyWriter::create(&path).expect("create");
+        w.write(&row).expect("write");
+        w.finish().expect("finish");
+        let old: String = fs_err::read_to_string(&path)
+            .expect("read")
+            .lines()
+            .map(|l| {
+                let mut fields: Vec<&str> = l.split(',').collect();
+                fields.truncate(LATENCY_HEADERS_V2);
+                fields.join(",") + "\n"
+            })
+            .collect();
+        fs_err::write(&path, old).expect("write old");
+        assert_eq!(read_latencies(&path).expect("old format reads"), vec![row]);
     }
 
     #[test]

@@ -122,6 +122,7 @@ fn run_rows() -> Vec<LatencyRow> {
                 cold_kind: String::new(),
                 retry_after_s: None,
                 segment: 0,
+                ..LatencyRow::default()
             }
         })
         .collect()

@@ -7,7 +7,7 @@
 //! can still be analysed.
 //!
 //! Memory stays small at any run length: `latencies.csv` is read in one streaming pass into
-//! 32-byte [`CompactRow`]s (all statistics use every sample, exactly), the labels are written
+//! 40-byte [`CompactRow`]s (all statistics use every sample, exactly), the labels are written
 //! back in a second streaming pass, and the plots draw an evenly spaced sample of at most
 //! [`PLOT_ROWS_MAX`] rows (their title says so).
 
@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 use stellar_config::{Plan, SubExperimentPlan};
-use stellar_results::cold::{SignalAgreement, label_rows};
+use stellar_results::cold::{SignalAgreement, label_rows_with};
 use stellar_results::fidelity::{FidelityConfig, FidelityReport, IatModel, check_rows};
+use stellar_results::labels::{StartLabelSummary, StartThresholds};
 use stellar_results::plot::{AllPlots, PlotInput, write_all_plots};
 use stellar_results::report::{PlotRef, ReportInput, Section, Table, write_report};
 use stellar_results::uncertainty::{GroupStats, PercentileEstimate, grouped_latency_stats};
@@ -38,6 +39,8 @@ pub struct SubAnalysis {
     /// All / cold / warm / per burst size, with bootstrap CIs (seeded by the plan's seed).
     pub statistics: Vec<GroupStats>,
     pub cold_labels: SignalAgreement,
+    /// Requests per start label, and where the label disagrees with other signals.
+    pub start_labels: StartLabelSummary,
     /// `None` when the sub-experiment sent nothing or its IAT model is unknown.
     pub fidelity: Option<FidelityReport>,
     /// Plain-English problems found, for the report's top.
@@ -70,7 +73,12 @@ pub fn analyse_sub_experiment(
     let compact = stellar_results::read_compact(&csv)?;
     let mut rows = compact.rows;
     let threshold = sub.cold_threshold_ms as f64;
-    let cold_labels = label_rows(&mut rows, threshold);
+    let starts = StartThresholds {
+        prewarm_gap_ms: plan.settings.prewarm_gap_ms as f64,
+        queued_gap_ms: plan.settings.queued_gap_ms as f64,
+    };
+    let cold_labels = label_rows_with(&mut rows, threshold, &starts);
+    let start_labels = StartLabelSummary::of_rows(&rows, starts, threshold);
     rewrite_latencies(&csv, &rows)?;
 
     let title = sub_title(sub);
@@ -105,6 +113,12 @@ pub fn analyse_sub_experiment(
             cold_labels.function_provider_disagree, cold_labels.function_provider_compared
         ));
     }
+    if start_labels.provider_disagree > 0 {
+        warnings.push(format!(
+            "the start label disagreed with the provider's own label on {} of {} requests",
+            start_labels.provider_disagree, start_labels.provider_compared
+        ));
+    }
     if summary.errors > 0 {
         warnings.push(format!(
             "{} of {} requests failed (see the Error Kind column)",
@@ -117,6 +131,7 @@ pub fn analyse_sub_experiment(
         summary,
         statistics,
         cold_labels,
+        start_labels,
         fidelity,
         warnings,
         plots: Some(plots),
@@ -301,6 +316,52 @@ fn report_input(
     })
 }
 
+/// Requests per start label and the disagreements between signals (latency percentiles per
+/// label are in the statistics table, groups `label-*`).
+fn start_label_table(s: &StartLabelSummary) -> Table {
+    let mut rows: Vec<Vec<String>> = s
+        .counts
+        .iter()
+        .map(|(label, n)| vec![format!("requests labelled {label}"), n.to_string()])
+        .collect();
+    rows.push(vec![
+        "label vs provider's own label: disagree / compared".into(),
+        format!("{} / {}", s.provider_disagree, s.provider_compared),
+    ]);
+    for (pair, n) in &s.provider_confusion {
+        rows.push(vec![format!("  {pair}"), n.to_string()]);
+    }
+    rows.push(vec![
+        "first request of a process, not a cold start".into(),
+        s.first_request_not_cold.to_string(),
+    ]);
+    rows.push(vec![
+        "cold (queued), not the first request of its process".into(),
+        s.cold_not_first_request.to_string(),
+    ]);
+    rows.push(vec![
+        "latency threshold disagrees with the label".into(),
+        s.threshold_disagree.to_string(),
+    ]);
+    if let Some(t) = &s.thresholds {
+        rows.push(vec![
+            "prewarm gap / queued gap used (ms)".into(),
+            format!("{} / {}", t.prewarm_gap_ms, t.queued_gap_ms),
+        ]);
+    }
+    if let Some(gap) = s.calibrated_prewarm_gap_ms {
+        rows.push(vec![
+            "prewarm gap calibrated from this run's cold starts (2 × p99, ms)".into(),
+            format!("{gap:.3}"),
+        ]);
+    }
+    Table {
+        caption: "Start labels (why a request was or was not slowed by an instance start)".into(),
+        header: ["measure", "count"].map(String::from).to_vec(),
+        rows,
+    }
+}
+
 fn sub_section(sub: &SubAnalysis) -> Section {
     let mut tables = Vec::new();
     let rows = sub
@@ -362,6 +423,7 @@ fn sub_section(sub: &SubAnalysis) -> Section {
             vec!["scale-out cold starts".into(), c.scale_out.to_string()],
         ],
     });
+    tables.push(start_label_table(&sub.start_labels));
     let mut paragraphs = Vec::new();
     if let Some(f) = &sub.fidelity {
         let mut rows = vec![

@@ -201,7 +201,8 @@ pub struct BuildCmd {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Where to write the artifact (default: bootstrap.zip for a Lambda zip,
-    /// custom-handler.zip for an Azure custom-handler zip,
+    /// custom-handler.zip for an Azure custom-handler zip, the directory oci-image for an OCI
+    /// image layout (a path ending in .tar writes the oci-archive, its layout beside it),
     /// stellar-measure-http for an executable).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -534,7 +535,7 @@ fn compare(cmd: CompareCmd) -> anyhow::Result<i32> {
 
 async fn build(cmd: BuildCmd) -> anyhow::Result<i32> {
     use crate::package::{
-        choose_kind, custom_handler_zip, fc_custom_zip, lambda_zip, native_binary,
+        choose_kind, custom_handler_zip, fc_custom_zip, lambda_zip, native_binary, oci_image,
     };
     use crate::plugin::ArtifactKind;
     let (source, _) = crate::provision::adapter::resolve(&cmd.provider, cmd.plugin.as_ref())?;
@@ -590,6 +591,40 @@ async fn build(cmd: BuildCmd) -> anyhow::Result<i32> {
                 zip.size,
                 zip.sha256
             ))?;
+        }
+        ArtifactKind::OciImage => {
+            let binary = oci_image::build_for_arch(arch)?;
+            let output = cmd
+                .output
+                .unwrap_or_else(|| oci_image::DEFAULT_OUTPUT.into());
+            // `X.tar`: the oci-archive adapters get (its layout beside it); else a layout dir.
+            let (image, archive) = if output.extension().is_some_and(|e| e == "tar") {
+                let (image, archive) = oci_image::oci_archive(&binary, &output, pad, cmd.seed)?;
+                (image, Some(archive))
+            } else {
+                (
+                    oci_image::write_layout(&binary, &output, pad, cmd.seed)?,
+                    None,
+                )
+            };
+            let mut text = format!(
+                "{} (OCI image layout, linux/amd64, {} bytes of config and layers)\n  manifest: {}\n  \
+                 entrypoint: {} (static, {})\n",
+                image.dir.display(),
+                image.image_bytes(),
+                image.manifest.digest,
+                oci_image::ENTRYPOINT,
+                binary.display()
+            );
+            if let Some(archive) = archive {
+                text.push_str(&format!(
+                    "  oci-archive: {} ({} bytes, sha256 {})\n",
+                    archive.path.display(),
+                    archive.size,
+                    archive.sha256
+                ));
+            }
+            out(&text)?;
         }
         ArtifactKind::NativeBinary => {
             let output = cmd

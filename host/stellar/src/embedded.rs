@@ -18,6 +18,9 @@ pub const AZURE_PLUGIN_WASM: &[u8] = include_bytes!(env!("STELLAR_PLUGIN_AZURE_W
 /// The `aliyun` provider adapter (wasm component): Alibaba Cloud Function Compute 3.0 with
 /// anonymous HTTP triggers.
 pub const ALIYUN_PLUGIN_WASM: &[u8] = include_bytes!(env!("STELLAR_PLUGIN_ALIYUN_WASM"));
+/// The `gcr` provider adapter (wasm component): Google Cloud Run (Admin API v2) with the image
+/// pushed to Artifact Registry.
+pub const GCR_PLUGIN_WASM: &[u8] = include_bytes!(env!("STELLAR_PLUGIN_GCR_WASM"));
 
 /// The native HTTP measurement function (release build for this machine).
 pub const MEASURE_HTTP_BIN: &[u8] = include_bytes!(env!("STELLAR_MEASURE_HTTP_BIN"));
@@ -51,7 +54,7 @@ impl FirstParty {
 }
 
 /// The first-party adapters, by provider name.
-pub const FIRST_PARTY: [FirstParty; 4] = [
+pub const FIRST_PARTY: [FirstParty; 5] = [
     FirstParty {
         name: "local",
         wasm: LOCAL_PLUGIN_WASM,
@@ -70,6 +73,11 @@ pub const FIRST_PARTY: [FirstParty; 4] = [
     FirstParty {
         name: "aliyun",
         wasm: ALIYUN_PLUGIN_WASM,
+        companion: Companion::None,
+    },
+    FirstParty {
+        name: "gcr",
+        wasm: GCR_PLUGIN_WASM,
         companion: Companion::None,
     },
 ];

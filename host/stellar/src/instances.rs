@@ -30,6 +30,12 @@ pub struct InstanceRow {
     stop_reason: String,
     #[serde(rename = "Spawn Error")]
     spawn_error: String,
+    /// The instance slot (`Platform Instance` in latencies.csv); a restarted process keeps it.
+    #[serde(rename = "Slot")]
+    slot: String,
+    /// Why the process started: `spawned`, `prestarted` or `restarted`.
+    #[serde(rename = "Origin")]
+    origin: String,
 }
 
 impl InstanceRow {
@@ -54,6 +60,8 @@ impl InstanceRow {
                 })
                 .unwrap_or_default(),
             spawn_error: r.spawn_error.unwrap_or_default(),
+            slot: r.slot,
+            origin: r.origin.as_str().to_owned(),
         }
     }
 }

@@ -57,6 +57,7 @@ fn run() -> anyhow::Result<()> {
             // Injected slow start (tests only, see `stellar_measure::fault`).
             tokio::time::sleep(delay).await;
         }
+        instance.mark_ready();
         announce_ready(&ReadySignal {
             port: bound.port(),
             instance_id: instance.id().to_owned(),

@@ -41,6 +41,8 @@ fn run(start: u64) -> Result<(), Box<dyn std::error::Error>> {
         ready.saturating_sub(start) / 1000
     )
     .ok();
+    // The next thing the runtime does is poll the Runtime API for the first event.
+    function.instance().mark_ready();
     runtime.block_on(lambda::serve(function))?;
     Ok(())
 }

@@ -6,28 +6,18 @@
 //! refuses a nonce it has seen, and the signature covers the date). Throttled and transient
 //! failures are retried with exponential backoff (the guest SDK's `retry`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use stellar_acs3::{AcsDate, Action, Credentials, PayloadHasher, SignableRequest};
 use stellar_guest_sdk::http::{Body, HttpError, Method, Response};
-use stellar_guest_sdk::retry::{Backoff, WasiClock, retry};
-use stellar_guest_sdk::{ProviderError, log};
+use stellar_guest_sdk::retry::retry_request;
+use stellar_guest_sdk::{ProviderError, unix_seconds};
 
 use crate::config::Config;
 use crate::fc_error::{self, FcError};
 
 /// `x-acs-version` of Function Compute 3.0.
 pub(crate) const API_VERSION: &str = "2023-03-30";
-/// Tries of one API request when FC throttles or fails transiently (first try included).
-const REQUEST_ATTEMPTS: u32 = 5;
-/// First delay before retrying a throttled / transient request.
-const REQUEST_FIRST_DELAY: Duration = Duration::from_millis(250);
-/// Longest delay between two tries of a request.
-const REQUEST_MAX_DELAY: Duration = Duration::from_secs(4);
-/// Longest time spent retrying one request.
-const REQUEST_RETRY_BUDGET: Duration = Duration::from_secs(60);
 
 /// The headers to send: `accept`, `content-type` (with a body), then the `x-acs-*` headers and
 /// `authorization` from the signer. `host` is signed but not returned: wasi:http sets it from
@@ -71,13 +61,6 @@ fn payload_sha256(body: &Body<'_>) -> Result<String, HttpError> {
         Ok(())
     })?;
     Ok(hasher.finish_hex())
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// 32 random hex digits from wasi:random, for `x-acs-signature-nonce`.
@@ -141,45 +124,31 @@ impl<'c> Fc<'c> {
             self.config.endpoint
         );
 
-        let outcome = retry(
-            &mut WasiClock::new(),
-            Backoff::new(REQUEST_FIRST_DELAY, REQUEST_MAX_DELAY),
-            REQUEST_ATTEMPTS,
-            REQUEST_RETRY_BUDGET,
-            || {
-                let mut request = self
-                    .config
-                    .endpoint
-                    .request(method, &path_and_query)
-                    .body(body.clone());
-                let signable = SignableRequest {
-                    method: method.as_str(),
-                    host: &authority,
-                    path: &signed_path,
-                    query,
-                    headers: own_headers,
-                    payload_sha256: &payload,
-                };
-                request.headers =
-                    signed_headers(self.config, &signable, action, unix_now(), &nonce());
-                let response = request
-                    .send()
-                    .map_err(|e| FcError::local(ProviderError::from(e)))?;
-                if response.is_success() {
-                    Ok(response)
-                } else {
-                    Err(fc_error::from_response(&response))
-                }
-            },
-            |e| {
-                let again = e.is_retryable();
-                if again {
-                    log::warn(format!("{shown}: {}; retrying", e.message));
-                }
-                again
-            },
-        );
-        outcome.result
+        retry_request(&shown, || {
+            let mut request = self
+                .config
+                .endpoint
+                .request(method, &path_and_query)
+                .body(body.clone());
+            let signable = SignableRequest {
+                method: method.as_str(),
+                host: &authority,
+                path: &signed_path,
+                query,
+                headers: own_headers,
+                payload_sha256: &payload,
+            };
+            request.headers =
+                signed_headers(self.config, &signable, action, unix_seconds(), &nonce());
+            let response = request
+                .send()
+                .map_err(|e| FcError::local(ProviderError::from(e)))?;
+            if response.is_success() {
+                Ok(response)
+            } else {
+                Err(fc_error::from_response(&response))
+            }
+        })
     }
 
     /// [`call`](Fc::call) with a JSON body (or none) and a JSON answer.

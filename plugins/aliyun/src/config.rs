@@ -13,7 +13,7 @@ use std::time::Duration;
 use stellar_guest_sdk::http::BaseUrl;
 use stellar_guest_sdk::{
     CredentialKind, Credentials, OptionDecl, OptionType, ProviderError, ProviderResult, Settings,
-    option,
+    nonempty, option,
 };
 
 /// Default bound on waiting for a function to become Active / finish an update.
@@ -204,15 +204,17 @@ impl Config {
             .to_string();
         let security_token =
             nonempty(credentials.value(&kind, "security-token")).map(str::to_string);
-        let endpoint = match nonempty(settings.get("endpoint")) {
+        let endpoint = match settings.nonempty("endpoint") {
             Some(url) => BaseUrl::parse(url)
                 .map_err(|e| ProviderError::Invalid(format!("setting `endpoint`: {e}")))?,
             None => BaseUrl::parse(&format!("https://{api_host}"))?,
         };
-        let url_override = nonempty(settings.get("function-url-override"))
+        let url_override = settings
+            .nonempty("function-url-override")
             .map(|t| check_url_template(t).map(|()| t.to_string()))
             .transpose()?;
-        let runtime = nonempty(settings.get("runtime"))
+        let runtime = settings
+            .nonempty("runtime")
             .unwrap_or(DEFAULT_RUNTIME)
             .to_string();
         if !RUNTIMES.contains(&runtime.as_str()) {
@@ -229,27 +231,17 @@ impl Config {
                 "setting `cpu` = {cpu} must be a multiple of 0.05 from 0.05 to 16 vCPUs"
             )));
         }
-        let disk_mb = bounded(&settings, "disk-size-mb", DEFAULT_DISK_MB, 512, 10_240)?;
+        let disk_mb = settings.bounded("disk-size-mb", DEFAULT_DISK_MB, 512, 10_240)?;
         if disk_mb != 512 && disk_mb != 10_240 {
             return Err(ProviderError::Invalid(format!(
                 "setting `disk-size-mb` = {disk_mb} must be 512 or 10240"
             )));
         }
-        let max_inline_zip_mb = bounded(
-            &settings,
-            "max-inline-zip-mb",
-            DEFAULT_MAX_INLINE_ZIP_MB,
-            1,
-            1024,
-        )?;
-        let wait_timeout_s = bounded(&settings, "wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1, 3600)?;
-        let poll_interval_ms = bounded(
-            &settings,
-            "poll-interval-ms",
-            DEFAULT_POLL_INTERVAL_MS,
-            1,
-            60_000,
-        )?;
+        let max_inline_zip_mb =
+            settings.bounded("max-inline-zip-mb", DEFAULT_MAX_INLINE_ZIP_MB, 1, 1024)?;
+        let wait_timeout_s = settings.bounded("wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1, 3600)?;
+        let poll_interval_ms =
+            settings.bounded("poll-interval-ms", DEFAULT_POLL_INTERVAL_MS, 1, 60_000)?;
         Ok(Self {
             region,
             access_key_id,
@@ -296,29 +288,6 @@ fn region_host(region: &str) -> ProviderResult<&'static str> {
 fn is_multiple_of_005(value: f64) -> bool {
     let steps = value / 0.05;
     (steps - steps.round()).abs() < 1e-6
-}
-
-/// A trimmed value, or `None` when absent or blank.
-fn nonempty(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
-}
-
-/// An optional integer setting within `min..=max`.
-fn bounded(
-    settings: &Settings,
-    key: &str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> ProviderResult<u64> {
-    let value = settings.parse::<u64>(key)?.unwrap_or(default);
-    if (min..=max).contains(&value) {
-        Ok(value)
-    } else {
-        Err(ProviderError::Invalid(format!(
-            "setting `{key}` = {value} is out of range ({min} to {max})"
-        )))
-    }
 }
 
 /// The override must become an http(s) URL with a host once `{name}` is filled in.

@@ -5,28 +5,18 @@
 //! once to send it (the artifact rewinds). Throttled and transient failures are retried with
 //! exponential backoff, re-signed each time (the signature covers the time).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use stellar_guest_sdk::http::{Body, HttpError, Method, Response};
-use stellar_guest_sdk::{ProviderError, log};
+use stellar_guest_sdk::{ProviderError, unix_seconds};
 use stellar_sigv4::{AmzDate, Credentials, PayloadHasher, Scope, SignableRequest};
 
 use crate::aws_error::{self, AwsError};
 use crate::config::Config;
-use stellar_guest_sdk::retry::{Backoff, WasiClock, retry};
+use stellar_guest_sdk::retry::retry_request;
 
 /// SigV4 service name of the Lambda API.
 const SERVICE: &str = "lambda";
-/// Tries of one API request when AWS throttles or fails transiently (first try included).
-const REQUEST_ATTEMPTS: u32 = 5;
-/// First delay before retrying a throttled / transient request.
-const REQUEST_FIRST_DELAY: Duration = Duration::from_millis(250);
-/// Longest delay between two tries of a request.
-const REQUEST_MAX_DELAY: Duration = Duration::from_secs(4);
-/// Longest time spent retrying one request.
-const REQUEST_RETRY_BUDGET: Duration = Duration::from_secs(60);
 
 /// The headers to send with `request`: its own (e.g. `content-type`) plus SigV4's
 /// `x-amz-date`, `x-amz-content-sha256`, `x-amz-security-token` and `authorization`.
@@ -63,13 +53,6 @@ fn payload_sha256(body: &Body<'_>) -> Result<String, HttpError> {
         Ok(())
     })?;
     Ok(hasher.finish_hex())
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The Lambda API of one configuration.
@@ -111,45 +94,30 @@ impl<'c> Lambda<'c> {
         let payload = payload_sha256(&body).map_err(|e| AwsError::local(e.into()))?;
         let shown = format!("{method} {}{path_and_query}", self.config.endpoint);
 
-        let mut clock = WasiClock::new();
-        let outcome = retry(
-            &mut clock,
-            Backoff::new(REQUEST_FIRST_DELAY, REQUEST_MAX_DELAY),
-            REQUEST_ATTEMPTS,
-            REQUEST_RETRY_BUDGET,
-            || {
-                let mut request = self
-                    .config
-                    .endpoint
-                    .request(method, &path_and_query)
-                    .body(body.clone());
-                let signable = SignableRequest {
-                    method: method.as_str(),
-                    host: &authority,
-                    path: &signed_path,
-                    query: &signed_query,
-                    headers: own_headers,
-                    payload_sha256: &payload,
-                };
-                request.headers = signed_headers(self.config, &signable, unix_now());
-                let response = request
-                    .send()
-                    .map_err(|e| AwsError::local(ProviderError::from(e)))?;
-                if response.is_success() {
-                    Ok(response)
-                } else {
-                    Err(aws_error::from_response(&response))
-                }
-            },
-            |e| {
-                let again = e.is_retryable();
-                if again {
-                    log::warn(format!("{shown}: {}; retrying", e.message));
-                }
-                again
-            },
-        );
-        outcome.result
+        retry_request(&shown, || {
+            let mut request = self
+                .config
+                .endpoint
+                .request(method, &path_and_query)
+                .body(body.clone());
+            let signable = SignableRequest {
+                method: method.as_str(),
+                host: &authority,
+                path: &signed_path,
+                query: &signed_query,
+                headers: own_headers,
+                payload_sha256: &payload,
+            };
+            request.headers = signed_headers(self.config, &signable, unix_seconds());
+            let response = request
+                .send()
+                .map_err(|e| AwsError::local(ProviderError::from(e)))?;
+            if response.is_success() {
+                Ok(response)
+            } else {
+                Err(aws_error::from_response(&response))
+            }
+        })
     }
 
     /// [`call`](Lambda::call) with a JSON body (or none) and a JSON answer.

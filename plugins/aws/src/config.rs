@@ -12,7 +12,7 @@ use std::time::Duration;
 use stellar_guest_sdk::http::BaseUrl;
 use stellar_guest_sdk::{
     Credential, CredentialKind, Credentials, OptionDecl, OptionType, ProviderError, ProviderResult,
-    Settings, option,
+    Settings, nonempty, option,
 };
 
 /// Default bound on waiting for a function to become Active / finish an update.
@@ -119,7 +119,7 @@ impl Config {
                     .to_string(),
             ));
         }
-        let region = match nonempty(settings.get("region")) {
+        let region = match settings.nonempty("region") {
             Some(region) => {
                 check_region(region, "setting `region`")?;
                 region
@@ -150,22 +150,18 @@ impl Config {
             .trim()
             .to_string();
         let session_token = nonempty(credentials.value(&aws, "session-token")).map(str::to_string);
-        let endpoint = match nonempty(settings.get("endpoint")) {
+        let endpoint = match settings.nonempty("endpoint") {
             Some(url) => BaseUrl::parse(url)
                 .map_err(|e| ProviderError::Invalid(format!("setting `endpoint`: {e}")))?,
             None => BaseUrl::parse(&format!("https://lambda.{region}.amazonaws.com"))?,
         };
-        let url_override = nonempty(settings.get("function-url-override"))
+        let url_override = settings
+            .nonempty("function-url-override")
             .map(|t| check_url_template(t).map(|()| t.to_string()))
             .transpose()?;
-        let wait_timeout_s = bounded(&settings, "wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1, 3600)?;
-        let poll_interval_ms = bounded(
-            &settings,
-            "poll-interval-ms",
-            DEFAULT_POLL_INTERVAL_MS,
-            1,
-            60_000,
-        )?;
+        let wait_timeout_s = settings.bounded("wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1, 3600)?;
+        let poll_interval_ms =
+            settings.bounded("poll-interval-ms", DEFAULT_POLL_INTERVAL_MS, 1, 60_000)?;
         Ok(Self {
             region,
             role_arn,
@@ -186,29 +182,6 @@ impl Config {
             Some(template) => (template.replace(NAME_PLACEHOLDER, name), "override"),
             None => (function_url.to_string(), "function-url"),
         }
-    }
-}
-
-/// A trimmed value, or `None` when absent or blank.
-fn nonempty(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
-}
-
-/// An optional integer setting within `min..=max`.
-fn bounded(
-    settings: &Settings,
-    key: &str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> ProviderResult<u64> {
-    let value = settings.parse::<u64>(key)?.unwrap_or(default);
-    if (min..=max).contains(&value) {
-        Ok(value)
-    } else {
-        Err(ProviderError::Invalid(format!(
-            "setting `{key}` = {value} is out of range ({min} to {max})"
-        )))
     }
 }
 

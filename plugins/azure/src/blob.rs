@@ -3,8 +3,6 @@
 //! `listKeys`). A single Put Blob takes up to 5000 MiB since version 2019-12-12, far above any
 //! package stellar builds.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use stellar_guest_sdk::http::{BaseUrl, Body, Method};
 use stellar_guest_sdk::{Artifact, ProviderError, ProviderResult, errors};
 
@@ -24,12 +22,7 @@ pub(crate) fn put_block_blob(
         BaseUrl::parse(base).map_err(|e| ProviderError::Invalid(format!("blob endpoint: {e}")))?;
     let template = base.request(Method::Put, &format!("/{container}/{blob}"));
     let path = template.path_and_query.clone();
-    let date = shared_key::http_date(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    );
+    let date = shared_key::http_date(stellar_guest_sdk::unix_seconds());
     let length = artifact.size().to_string();
     let headers: [(&str, &str); 5] = [
         ("content-length", &length),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use stellar_guest_sdk::http::BaseUrl;
 use stellar_guest_sdk::{
     Credential, CredentialKind, Credentials, OptionDecl, OptionType, ProviderError, ProviderResult,
-    Settings, option,
+    Settings, nonempty, option,
 };
 
 /// Azure Resource Manager.
@@ -142,7 +142,8 @@ impl Config {
                     .to_string(),
             ));
         }
-        let location = nonempty(settings.get("location"))
+        let location = settings
+            .nonempty("location")
             .ok_or_else(|| {
                 ProviderError::Invalid(
                     "no Azure location: set Stellar.ProviderSettings.location to a region that \
@@ -157,7 +158,8 @@ impl Config {
                  (lower-case letters and digits, e.g. \"eastus\")"
             )));
         }
-        let subscription = nonempty(settings.get("subscription-id"))
+        let subscription = settings
+            .nonempty("subscription-id")
             .or_else(|| nonempty(credentials.value(&azure, "subscription-id")))
             .ok_or_else(|| {
                 ProviderError::Invalid(
@@ -186,29 +188,21 @@ impl Config {
         };
         let arm = url("arm-endpoint", DEFAULT_ARM)?;
         let login = url("login-endpoint", DEFAULT_LOGIN)?;
-        let blob = nonempty(settings.get("blob-endpoint"))
+        let blob = settings
+            .nonempty("blob-endpoint")
             .unwrap_or(DEFAULT_BLOB)
             .trim_end_matches('/')
             .to_string();
         BaseUrl::parse(&blob.replace(ACCOUNT_PLACEHOLDER, "account")).map_err(|e| {
             ProviderError::Invalid(format!("Stellar.ProviderSettings.blob-endpoint: {e}"))
         })?;
-        let url_override = nonempty(settings.get("function-url-override")).map(str::to_string);
-        let max_instances = bounded(
-            &settings,
-            "maximum-instance-count",
-            DEFAULT_MAX_INSTANCES,
-            40,
-            1000,
-        )?;
-        let wait_timeout_s = bounded(&settings, "wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1, 7200)?;
-        let poll_ms = bounded(
-            &settings,
-            "poll-interval-ms",
-            DEFAULT_POLL_INTERVAL_MS,
-            1,
-            60_000,
-        )?;
+        let url_override = settings
+            .nonempty("function-url-override")
+            .map(str::to_string);
+        let max_instances =
+            settings.bounded("maximum-instance-count", DEFAULT_MAX_INSTANCES, 40, 1000)?;
+        let wait_timeout_s = settings.bounded("wait-timeout-s", DEFAULT_WAIT_TIMEOUT_S, 1, 7200)?;
+        let poll_ms = settings.bounded("poll-interval-ms", DEFAULT_POLL_INTERVAL_MS, 1, 60_000)?;
         Ok(Self {
             location,
             subscription,
@@ -236,27 +230,6 @@ impl Config {
             Some(template) => template.replace(NAME_PLACEHOLDER, name),
             None => function_url.to_string(),
         }
-    }
-}
-
-fn nonempty(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
-}
-
-fn bounded(
-    settings: &Settings,
-    key: &str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> ProviderResult<u64> {
-    let value = settings.parse::<u64>(key)?.unwrap_or(default);
-    if (min..=max).contains(&value) {
-        Ok(value)
-    } else {
-        Err(ProviderError::Invalid(format!(
-            "Stellar.ProviderSettings.{key}: {value} is outside {min} to {max}"
-        )))
     }
 }
 

@@ -143,6 +143,68 @@ pub enum Body<'a> {
         artifact: &'a Artifact,
         suffix: Vec<u8>,
     },
+    /// Bytes the caller produces while the request is sent (e.g. one blob of an archive,
+    /// read from the artifact's current position), see [`StreamBody`].
+    Stream(StreamBody<'a>),
+}
+
+/// The writer behind a [`StreamBody`]: it hands every piece of the body to the sink it gets.
+pub type BodyWriter<'a> =
+    dyn FnOnce(&mut dyn FnMut(&[u8]) -> Result<(), HttpError>) -> Result<(), HttpError> + 'a;
+
+/// A body of a known length produced by a caller-supplied writer, in pieces, while the
+/// request is sent: nothing is buffered. It can be sent once (a second attempt fails with
+/// [`HttpError::ArtifactSize`] reporting 0 bytes); the writer must yield exactly `len` bytes.
+#[derive(Clone)]
+pub struct StreamBody<'a> {
+    len: u64,
+    writer: std::rc::Rc<std::cell::RefCell<Option<Box<BodyWriter<'a>>>>>,
+}
+
+impl<'a> StreamBody<'a> {
+    /// A body of `len` bytes written by `writer`.
+    pub fn new(
+        len: u64,
+        writer: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<(), HttpError>) -> Result<(), HttpError>
+        + 'a,
+    ) -> Self {
+        Self {
+            len,
+            writer: std::rc::Rc::new(std::cell::RefCell::new(Some(Box::new(writer)))),
+        }
+    }
+
+    /// Runs the writer (once), checking it yields exactly the declared length.
+    fn write(&self, sink: &mut dyn FnMut(&[u8]) -> Result<(), HttpError>) -> Result<(), HttpError> {
+        let size_error = |read: u64| HttpError::ArtifactSize {
+            file_name: "streamed request body".to_string(),
+            read,
+            size: self.len,
+        };
+        let Some(writer) = self.writer.borrow_mut().take() else {
+            return Err(size_error(0));
+        };
+        let mut written = 0_u64;
+        writer(&mut |piece: &[u8]| {
+            written += piece.len() as u64;
+            if written > self.len {
+                return Err(size_error(written));
+            }
+            sink(piece)
+        })?;
+        if written != self.len {
+            return Err(size_error(written));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for StreamBody<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamBody")
+            .field("len", &self.len)
+            .finish()
+    }
 }
 
 impl Body<'_> {
@@ -158,6 +220,7 @@ impl Body<'_> {
                 artifact,
                 suffix,
             } => prefix.len() as u64 + base64::encoded_len(artifact.size()) + suffix.len() as u64,
+            Body::Stream(stream) => stream.len,
         }
     }
 
@@ -197,6 +260,7 @@ impl Body<'_> {
                 sink(&encoded)?;
                 sink(suffix)
             }
+            Body::Stream(stream) => stream.write(&mut sink),
         }
     }
 }
@@ -688,7 +752,8 @@ fn read_response(
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, value)| value.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    // A HEAD response declares the length of a body it does not send (e.g. a registry blob).
+    if method != Method::Head && declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
 
@@ -710,6 +775,7 @@ fn read_response(
                 if needed > limit {
                     break Err(too_large());
                 }
+                let declared = declared.filter(|_| method != Method::Head);
                 if let Err(e) = grow(&mut body, needed, declared, limit) {
                     break Err(broken(&format!(
                         "cannot hold a {needed}-byte response in memory: {e}"

@@ -72,7 +72,16 @@ mod settings;
 use std::time::Duration;
 
 pub use credentials::Credentials;
-pub use settings::{Configured, Settings, option};
+pub use settings::{Configured, Settings, nonempty, option};
+
+/// Seconds since the Unix epoch on the wall clock (wasi:clocks), for request signatures that
+/// carry the time; 0 if the clock reads before 1970.
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 /// Blocks the calling adapter for `duration` (for retry backoff and polling), on the
 /// wasi:clocks monotonic clock. The host's per-call deadline still applies while sleeping.

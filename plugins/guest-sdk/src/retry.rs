@@ -17,6 +17,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::errors::CodedError;
+
 /// Time as the retry logic sees it.
 pub trait Clock {
     /// Monotonic time since some fixed start.
@@ -117,6 +119,52 @@ pub fn retry<T, E>(
     }
 }
 
+/// Tries of one cloud API request when the cloud throttles or fails transiently (first try
+/// included), for [`retry_request`].
+pub const REQUEST_ATTEMPTS: u32 = 5;
+/// First delay before retrying a throttled or transient request.
+pub const REQUEST_FIRST_DELAY: Duration = Duration::from_millis(250);
+/// Longest delay between two tries of a request.
+pub const REQUEST_MAX_DELAY: Duration = Duration::from_secs(4);
+/// Longest time spent retrying one request.
+pub const REQUEST_RETRY_BUDGET: Duration = Duration::from_secs(60);
+
+/// Sends one cloud API request with the adapters' common policy: `attempt` builds, signs and
+/// sends a fresh request each time (signatures carry the time, some a nonce); throttled and
+/// transient failures are retried with exponential backoff within [`REQUEST_ATTEMPTS`] and
+/// [`REQUEST_RETRY_BUDGET`], each retry logged as a warning that starts with `shown` (the
+/// request line, never a credential).
+pub fn retry_request<T>(
+    shown: &str,
+    attempt: impl FnMut() -> Result<T, CodedError>,
+) -> Result<T, CodedError> {
+    retry_request_on(&mut WasiClock::new(), shown, attempt, crate::log::warn)
+}
+
+/// [`retry_request`] on any clock, reporting retries to `warn`.
+fn retry_request_on<T>(
+    clock: &mut dyn Clock,
+    shown: &str,
+    attempt: impl FnMut() -> Result<T, CodedError>,
+    mut warn: impl FnMut(String),
+) -> Result<T, CodedError> {
+    retry(
+        clock,
+        Backoff::new(REQUEST_FIRST_DELAY, REQUEST_MAX_DELAY),
+        REQUEST_ATTEMPTS,
+        REQUEST_RETRY_BUDGET,
+        attempt,
+        |e| {
+            let again = e.is_retryable();
+            if again {
+                warn(format!("{shown}: {}; retrying", e.message));
+            }
+            again
+        },
+    )
+    .result
+}
+
 /// What one check of a long-running operation saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Poll<T> {
@@ -186,6 +234,61 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn request_policy_retries_throttling_and_stops_on_final_errors() {
+        use crate::ProviderError;
+        let throttled = CodedError {
+            code: "TooManyRequests".into(),
+            message: "slow down".into(),
+            error: ProviderError::Throttled("slow down".into()),
+        };
+        let mut clock = FakeClock::default();
+        let mut warnings = Vec::new();
+        let mut left = 2;
+        let out = retry_request_on(
+            &mut clock,
+            "POST /fns",
+            || {
+                if left == 0 {
+                    return Ok("created");
+                }
+                left -= 1;
+                Err(throttled.clone())
+            },
+            |w| warnings.push(w),
+        );
+        assert_eq!(out, Ok("created"));
+        assert_eq!(clock.sleeps, vec![ms(250), ms(500)]);
+        assert_eq!(warnings, vec!["POST /fns: slow down; retrying"; 2]);
+
+        let invalid = CodedError::local(ProviderError::Invalid("bad name".into()));
+        let mut tries = 0;
+        let out: Result<(), _> = retry_request_on(
+            &mut FakeClock::default(),
+            "POST /fns",
+            || {
+                tries += 1;
+                Err(invalid.clone())
+            },
+            |_| panic!("a final error is not retried"),
+        );
+        assert_eq!(out, Err(invalid));
+        assert_eq!(tries, 1);
+
+        let mut tries = 0;
+        let out: Result<(), _> = retry_request_on(
+            &mut FakeClock::default(),
+            "GET /fns",
+            || {
+                tries += 1;
+                Err(throttled.clone())
+            },
+            |_| {},
+        );
+        assert!(out.is_err());
+        assert_eq!(tries, REQUEST_ATTEMPTS);
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub fn option(
     }
 }
 
+/// A trimmed value, or `None` when absent or blank (for settings and credential values).
+pub fn nonempty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// The `configure` settings as a map (for a repeated key the last value wins).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
@@ -78,6 +83,30 @@ impl Settings {
                 })
             })
             .transpose()
+    }
+
+    /// The trimmed value of `key`, or `None` when absent or blank.
+    pub fn nonempty(&self, key: &str) -> Option<&str> {
+        nonempty(self.get(key))
+    }
+
+    /// The integer value of `key` (`default` when absent), which must lie in `min..=max`;
+    /// otherwise `invalid`, naming the key, the value and the range.
+    pub fn bounded(
+        &self,
+        key: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ProviderError> {
+        let value = self.parse::<u64>(key)?.unwrap_or(default);
+        if (min..=max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ProviderError::Invalid(format!(
+                "setting `{key}` = {value} is out of range ({min} to {max})"
+            )))
+        }
     }
 
     /// Fails with `invalid` if a key outside `known` is present (catches typos).
@@ -185,6 +214,22 @@ mod tests {
         assert!(
             matches!(&err, ProviderError::Invalid(m) if m.starts_with("setting `bad` = \"x\"")),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn nonempty_and_bounded_values() {
+        let s = settings(&[("a", " x "), ("b", "  "), ("n", "5"), ("big", "99")]);
+        assert_eq!(s.nonempty("a"), Some("x"));
+        assert_eq!(s.nonempty("b"), None);
+        assert_eq!(s.nonempty("absent"), None);
+        assert_eq!(s.bounded("n", 1, 1, 10), Ok(5));
+        assert_eq!(s.bounded("absent", 7, 1, 10), Ok(7));
+        assert_eq!(
+            s.bounded("big", 1, 1, 10),
+            Err(ProviderError::Invalid(
+                "setting `big` = 99 is out of range (1 to 10)".to_string()
+            ))
         );
     }
 

@@ -29,7 +29,12 @@ use stellar_guest_sdk::{
 /// runtime), not by the user, so `describe` declares no options.
 const SETTINGS: [&str; 2] = ["control-url", "token"];
 /// Function-spec `options` keys this provider understands.
-const OPTIONS: [&str; 2] = ["keep-alive-ms", "max-instances"];
+const OPTIONS: [&str; 4] = [
+    "keep-alive-ms",
+    "max-instances",
+    "min-instances",
+    "restart-on-crash",
+];
 /// The only host the adapter may call: the runtime listens on loopback.
 const CONTROL_HOST: &str = "127.0.0.1";
 
@@ -79,6 +84,10 @@ struct FunctionRequest<'a> {
     keep_alive_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_instances: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_instances: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restart_on_crash: Option<bool>,
 }
 
 /// A function as the runtime reports it (unknown fields are ignored).
@@ -134,6 +143,10 @@ struct StoredArtifact {
 struct Options {
     keep_alive_ms: Option<u64>,
     max_instances: Option<u32>,
+    /// Always-ready instances started at deploy time.
+    min_instances: Option<u32>,
+    /// Restart a crashed process in its instance slot.
+    restart_on_crash: Option<bool>,
 }
 
 impl Options {
@@ -152,6 +165,8 @@ impl Options {
         Ok(Self {
             keep_alive_ms: settings.parse("keep-alive-ms").map_err(parse_error)?,
             max_instances: settings.parse("max-instances").map_err(parse_error)?,
+            min_instances: settings.parse("min-instances").map_err(parse_error)?,
+            restart_on_crash: settings.parse("restart-on-crash").map_err(parse_error)?,
         })
     }
 }
@@ -243,6 +258,8 @@ fn function_request<'a>(
         instance_concurrency: (spec.instance_concurrency != 0).then_some(spec.instance_concurrency),
         keep_alive_ms: options.keep_alive_ms,
         max_instances: options.max_instances,
+        min_instances: options.min_instances,
+        restart_on_crash: options.restart_on_crash,
     }
 }
 
@@ -429,12 +446,22 @@ mod tests {
             })
         );
 
-        let spec1 = spec(&[("keep-alive-ms", "1500"), ("max-instances", "4")], 2);
+        let spec1 = spec(
+            &[
+                ("keep-alive-ms", "1500"),
+                ("max-instances", "4"),
+                ("min-instances", "2"),
+                ("restart-on-crash", "true"),
+            ],
+            2,
+        );
         let body = function_request(&spec1, "ab", &Options::parse(&spec1.options).unwrap());
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(json["instance_concurrency"], 2);
         assert_eq!(json["keep_alive_ms"], 1500);
         assert_eq!(json["max_instances"], 4);
+        assert_eq!(json["min_instances"], 2);
+        assert_eq!(json["restart_on_crash"], true);
     }
 
     #[test]
@@ -443,7 +470,7 @@ mod tests {
         assert_eq!(
             err,
             ProviderError::Invalid(
-                "unknown option `keep-alive` for the local provider (known: keep-alive-ms, max-instances)"
+                "unknown option `keep-alive` for the local provider (known: keep-alive-ms, max-instances, min-instances, restart-on-crash)"
                     .to_string()
             )
         );

@@ -61,6 +61,17 @@ pub(super) fn build(s: Sent<'_>, outcome: Result<Exchange, RequestFailure>) -> L
         cold_kind: String::new(),
         retry_after_s: None,
         segment: 0,
+        ready_gap_ms: None,
+        in_flight_at_receipt: None,
+        first_in_flight: None,
+        process_nonce: String::new(),
+        platform_instance: String::new(),
+        boot_id: String::new(),
+        boot_time_unix_s: None,
+        init_type: String::new(),
+        provider_label: String::new(),
+        start_label: String::new(),
+        label_signal: String::new(),
     };
     let exchange = match outcome {
         Ok(x) => x,
@@ -81,6 +92,9 @@ pub(super) fn build(s: Sent<'_>, outcome: Result<Exchange, RequestFailure>) -> L
     if let Some(id) = header(&exchange, "x-stellar-instance-id") {
         row.instance_id = id.to_owned();
     }
+    if let Some(label) = header(&exchange, "x-stellar-start-label") {
+        row.provider_label = truncate(label);
+    }
     if exchange.status != 200 {
         let kind = if is_throttling(&exchange) {
             row.retry_after_s = header(&exchange, "retry-after").and_then(retry_after_seconds);
@@ -99,6 +113,7 @@ pub(super) fn build(s: Sent<'_>, outcome: Result<Exchange, RequestFailure>) -> L
     if s.expect_measurement {
         match serde_json::from_slice::<MeasurementResponse>(&exchange.body) {
             Ok(reply) => {
+                receipt_signals(&mut row, &reply);
                 row.request_id = reply.request_id;
                 row.instance_id = reply.instance_id;
                 row.cold = Some(reply.cold);
@@ -112,6 +127,22 @@ pub(super) fn build(s: Sent<'_>, outcome: Result<Exchange, RequestFailure>) -> L
         }
     }
     row
+}
+
+/// The function's receipt signals (see `stellar_results::labels`). The ready gap subtracts
+/// two readings of the function's own clock; nothing is compared with this machine's clock.
+fn receipt_signals(row: &mut LatencyRow, reply: &MeasurementResponse) {
+    row.ready_gap_ms = reply
+        .ready_unix_ns
+        .map(|ready| (reply.handler_received_unix_ns as f64 - ready as f64) / 1e6);
+    row.in_flight_at_receipt = reply.in_flight_at_receipt;
+    row.first_in_flight = reply.first_in_flight;
+    let text = |v: &Option<String>| v.as_deref().map(truncate).unwrap_or_default();
+    row.process_nonce = text(&reply.process_nonce);
+    row.platform_instance = text(&reply.platform_instance_id);
+    row.boot_id = text(&reply.runtime.boot_id);
+    row.boot_time_unix_s = reply.runtime.boot_time_unix_s;
+    row.init_type = text(&reply.runtime.init_type);
 }
 
 /// Error codes with which providers refuse a request for rate or concurrency limits when they
@@ -225,6 +256,38 @@ mod tests {
         assert_eq!(
             (row.error_kind.as_str(), row.retry_after_s),
             ("throttled", None)
+        );
+    }
+
+    #[test]
+    fn receipt_signals_and_the_provider_label_are_kept() {
+        let body = serde_json::json!({
+            "RequestID": "r", "TimestampChain": ["3000000"], "instance_id": "i", "cold": true,
+            "invocations_on_instance": 1, "instance_start_unix_ns": 1000000,
+            "handler_received_unix_ns": 3000000, "handler_done_unix_ns": 3000001, "spin_ns": 0,
+            "spin_requested_ms": 0.0, "increments": 0, "payload_length_bytes": 0,
+            "runtime": {"provider": "local", "region": null, "memory_mb": null, "arch": "x",
+                        "cpu_model": null, "boot_id": "b", "hostname": null, "pid": 1,
+                        "num_cpus": 1, "boot_time_unix_s": 17, "init_type": "on-demand"},
+            "ready_unix_ns": 2500000, "process_nonce": "n1", "platform_instance_id": "slot-2",
+            "in_flight_at_receipt": 0, "first_in_flight": false
+        });
+        let row = reply(
+            200,
+            &[("x-stellar-start-label", "cold-natural")],
+            &body.to_string(),
+        );
+        assert_eq!(row.error_kind, "");
+        assert_eq!(row.ready_gap_ms, Some(0.5));
+        assert_eq!(row.provider_label, "cold-natural");
+        assert_eq!(row.process_nonce, "n1");
+        assert_eq!(row.platform_instance, "slot-2");
+        assert_eq!(row.boot_id, "b");
+        assert_eq!(row.boot_time_unix_s, Some(17));
+        assert_eq!(row.init_type, "on-demand");
+        assert_eq!(
+            (row.in_flight_at_receipt, row.first_in_flight),
+            (Some(0), Some(false))
         );
     }
 

@@ -567,6 +567,18 @@ pub fn per_image_size(
     work_dir: &Path,
     stem: &str,
     what: &str,
+    make: impl FnMut(&Path, Option<u64>) -> anyhow::Result<PackagedArtifact>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    per_image_size_as(plan, work_dir, stem, "zip", what, make)
+}
+
+/// [`per_image_size`] with another file extension (`<stem>-<pad bytes>.<extension>`).
+pub fn per_image_size_as(
+    plan: &Plan,
+    work_dir: &Path,
+    stem: &str,
+    extension: &str,
+    what: &str,
     mut make: impl FnMut(&Path, Option<u64>) -> anyhow::Result<PackagedArtifact>,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut by_size: BTreeMap<u64, PackagedArtifact> = BTreeMap::new();
@@ -576,7 +588,7 @@ pub fn per_image_size(
         let zip = match by_size.entry(pad.unwrap_or(0)) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => {
-                let out = work_dir.join(format!("{stem}-{}.zip", e.key()));
+                let out = work_dir.join(format!("{stem}-{}.{extension}", e.key()));
                 let zip = make(&out, pad)?;
                 if let Some(pad) = pad
                     && zip.size > pad + 1024

@@ -9,21 +9,23 @@ pub mod custom_handler_zip;
 pub mod fc_custom_zip;
 pub mod lambda_zip;
 pub mod native_binary;
+pub mod oci_image;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use stellar_config::Plan;
 
 use crate::plugin::ArtifactKind;
 use crate::plugin::declaration::artifact_words;
 
 /// Artifact kinds this build of stellar can produce.
-pub const PRODUCIBLE: [ArtifactKind; 5] = [
+pub const PRODUCIBLE: [ArtifactKind; 6] = [
     ArtifactKind::NativeBinary,
     ArtifactKind::LambdaZip,
     ArtifactKind::CustomHandlerZip,
     ArtifactKind::FcCustomZip,
+    ArtifactKind::OciImage,
     ArtifactKind::None,
 ];
 
@@ -38,7 +40,7 @@ pub fn choose_kind(accepted: &[ArtifactKind]) -> anyhow::Result<ArtifactKind> {
             format!(
                 "the adapter deploys {}, which this build of stellar cannot produce yet \
                  (it builds: the local executable, a Lambda zip, an Azure custom-handler zip, a \
-                 Function Compute custom-runtime zip, or nothing)",
+                 Function Compute custom-runtime zip, an OCI image, or nothing)",
                 wanted.join("; or ")
             )
         })
@@ -79,8 +81,11 @@ impl FunctionArtifacts {
                 .into_iter()
                 .map(Some)
                 .collect(),
+            ArtifactKind::OciImage => oci_image::for_plan(plan, work_dir)?
+                .into_iter()
+                .map(Some)
+                .collect(),
             ArtifactKind::None => vec![None; count],
-            other => bail!("{} cannot be produced yet", artifact_words(other)),
         };
         Ok(Self {
             kind,
@@ -116,15 +121,13 @@ mod tests {
     fn the_first_producible_kind_wins() {
         assert_eq!(
             choose_kind(&[ArtifactKind::OciImage, ArtifactKind::LambdaZip]).unwrap(),
-            ArtifactKind::LambdaZip
+            ArtifactKind::OciImage
         );
         assert_eq!(
             choose_kind(&[ArtifactKind::None]).unwrap(),
             ArtifactKind::None
         );
-        let err = choose_kind(&[ArtifactKind::OciImage])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("an OCI container image"), "{err}");
+        // Every kind of the contract is producible now; an adapter declaring none is refused.
+        assert!(choose_kind(&[]).is_err());
     }
 }

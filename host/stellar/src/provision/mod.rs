@@ -310,6 +310,22 @@ fn function_env(
     env
 }
 
+/// The local runtime's function options from the `Local` settings (the platform-like
+/// behaviours are only sent when asked for, so older runtimes keep working).
+fn local_options(local: &stellar_config::LocalSettings) -> Vec<(String, String)> {
+    let mut options = vec![
+        ("keep-alive-ms".into(), local.keep_alive_ms.to_string()),
+        ("max-instances".into(), local.max_instances.to_string()),
+    ];
+    if local.min_instances > 0 {
+        options.push(("min-instances".into(), local.min_instances.to_string()));
+    }
+    if local.restart_on_crash {
+        options.push(("restart-on-crash".into(), "true".into()));
+    }
+    options
+}
+
 async fn deploy_all(
     plan: &Plan,
     deployer: &Deployer<'_>,
@@ -324,15 +340,14 @@ async fn deploy_all(
         for par in 0..sub.parallelism {
             let name = function_name(deployer.run_id, sub.index, par);
             let (instance_concurrency, options) = match deployer.companion {
-                Companion::LocalRuntime => (
-                    local.instance_concurrency,
-                    vec![
-                        ("keep-alive-ms".into(), local.keep_alive_ms.to_string()),
-                        ("max-instances".into(), local.max_instances.to_string()),
-                    ],
-                ),
+                Companion::LocalRuntime => (local.instance_concurrency, local_options(local)),
                 Companion::None => (0, Vec::new()),
             };
+            let mut options = options;
+            if sub.cpu_boost {
+                // The plan keeps STeLLAR's CPUBoostEnabled only where the provider has it.
+                options.push(("cpu-boost".into(), "true".into()));
+            }
             let request = DeployRequest {
                 name: name.clone(),
                 memory_mb: u32::try_from(sub.function_memory_mb).unwrap_or(u32::MAX),
