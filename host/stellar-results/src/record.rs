@@ -548,6 +548,74 @@ mod tests {
     }
 
     #[test]
+    fn start_labels_and_their_signals_round_trip() {
+        let row = LatencyRow {
+            ready_gap_ms: Some(12.5),
+            first_in_flight: Some(true),
+            init_type: "snap-start".into(),
+            provider_label: "prewarmed".into(),
+            start_label: "cold-queued".into(),
+            label_signal: "first-in-flight".into(),
+            cold_kind: "queued".into(),
+            ..sample_row()
+        };
+        let c = CompactRow::from_row(&row).unwrap();
+        assert_eq!(
+            (c.ready_gap_ms(), c.first_in_flight(), c.restored()),
+            (Some(12.5), Some(true), true)
+        );
+        assert_eq!(c.provider_label(), "prewarmed");
+        assert_eq!(c.start_label(), Some(StartLabel::ColdQueued));
+        assert_eq!(c.label_signal(), Some(LabelSignal::FirstInFlight));
+        assert_eq!(c.cold_kind(), Some(ColdKind::Queued));
+        let mut back = sample_row();
+        c.copy_labels_into(&mut back);
+        assert_eq!(
+            (back.start_label.as_str(), back.label_signal.as_str()),
+            ("cold-queued", "first-in-flight")
+        );
+        let odd = LatencyRow {
+            provider_label: "thawed".into(),
+            ready_gap_ms: None,
+            ..sample_row()
+        };
+        let c = CompactRow::from_row(&odd).unwrap();
+        assert_eq!((c.provider_label(), c.ready_gap_ms()), ("other", None));
+    }
+
+    #[test]
+    fn compact_rows_know_an_instance_answered_from_another_process_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("latencies.csv");
+        let answered = |nonce: &str, sent: f64, latency: f64| LatencyRow {
+            platform_instance: "vm-1".into(),
+            process_nonce: nonce.into(),
+            actual_send_ms: sent,
+            planned_send_ms: sent,
+            client_latency_ms: Some(latency),
+            error_kind: String::new(),
+            ..sample_row()
+        };
+        let rows = [
+            answered("a", 0.0, 10.0),
+            // Another process of the same instance, sent before "a" answered.
+            answered("b", 5.0, 1.0),
+            // Sent after "a" answered at 10 ms.
+            answered("b", 20.0, 1.0),
+            answered("a", 30.0, 1.0),
+        ];
+        let mut writer = crate::LatencyWriter::create(&csv).unwrap();
+        for row in &rows {
+            writer.write(row).unwrap();
+        }
+        writer.finish().unwrap();
+        let compact = read_compact(&csv).unwrap();
+        let from_compact = CompactRow::known_instances(&compact.rows);
+        assert_eq!(from_compact, vec![false, false, true, true]);
+        assert_eq!(from_compact, crate::labels::known_instances(&rows));
+    }
+
+    #[test]
     fn values_that_do_not_fit_are_errors() {
         let row = LatencyRow {
             endpoint: 70_000,
