@@ -113,7 +113,8 @@ def stellar_run(stellar, work, name, url, *, bursts, size, iat_s, connection):
         "Provider": url,
         "Stellar": {"Seed": 1, "Connection": connection, "MaxFailures": bursts * size},
         "SubExperiments": [{"Title": name, "Bursts": bursts, "BurstSizes": [size],
-                            "IATSeconds": iat_s, "IATType": "deterministic"}],
+                            "IATSeconds": iat_s, "IATType": "deterministic",
+                            "DesiredServiceTimes": ["0ms"]}],
     }))
     out_dir = work / "results"
     stdout, rss, cpu = run_with_rusage(

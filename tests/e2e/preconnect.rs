@@ -59,7 +59,7 @@ fn run(dir: &Path, port: u16) -> std::path::PathBuf {
             r#"{{ "Provider": "http://127.0.0.1:{port}/fn",
   "Stellar": {{ "Seed": 3, "Connection": "preconnect" }},
   "SubExperiments": [ {{ "Title": "pre", "Bursts": 2, "BurstSizes": [8],
-    "IATSeconds": 1, "IATType": "deterministic" }} ] }}"#
+    "IATSeconds": 1, "IATType": "deterministic", "DesiredServiceTimes": ["0ms"] }} ] }}"#
         ),
     )
     .unwrap();

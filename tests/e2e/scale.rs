@@ -34,7 +34,7 @@ fn synthetic_run(dir: &Path) -> std::path::PathBuf {
         r#"{{ "Provider": "http://127.0.0.1:9/fn",
   "Stellar": {{ "Seed": 11, "Connection": "reuse" }},
   "SubExperiments": [ {{ "Title": "scale", "Bursts": {BURSTS}, "BurstSizes": [{BURST_SIZE}],
-    "IATSeconds": 0.05, "IATType": "deterministic" }} ] }}"#
+    "IATSeconds": 0.05, "IATType": "deterministic", "DesiredServiceTimes": ["0ms"] }} ] }}"#
     );
     let source = dir.join("scale.json");
     fs_err::write(&source, &experiment).unwrap();
@@ -80,7 +80,7 @@ fn synthetic_run(dir: &Path) -> std::path::PathBuf {
                 writeln!(
                     out,
                     ",127.0.0.1,{sent_at},,,{burst},{slug},0,{BURST_SIZE},{i},{planned:.3},\
-                     {:.3},{lag:.3},,,,timeout,no response within 30s,,,,,,0,,,,,,0",
+                     {:.3},{lag:.3},,,,timeout,no response within 30s,,,,,,0,,,,,,0,,,,,,,,,,,",
                     planned + lag,
                     slug = sub.slug,
                 )
@@ -91,10 +91,11 @@ fn synthetic_run(dir: &Path) -> std::path::PathBuf {
                 out,
                 "req-{i},127.0.0.1,{sent_at},{sent_at},{latency:.3},{burst},{slug},0,\
                  {BURST_SIZE},{i},{planned:.3},{:.3},{lag:.3},,{latency:.3},200,,,i-{},{cold},\
-                 0.000,{},,211,,,,,,0",
+                 0.000,{},,211,,,,,,0,{gap:.3},1,false,n-{k},vm-{k},,,,,,",
                 planned + lag,
                 k,
                 burst + 1,
+                gap = if cold { 0.5 } else { planned },
                 slug = sub.slug,
             )
             .unwrap();
@@ -177,4 +178,13 @@ fn a_million_request_analysis_stays_under_80_mib() {
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(csv));
     let second = lines.nth(1).unwrap().unwrap();
     assert!(second.contains(",true,function,natural,"), "{second}");
+    // The start labels went back too: the cold burst's ready gap is small, so its first
+    // requests are cold starts; later requests of the same processes are warm.
+    assert!(second.ends_with(",cold-natural,ready-gap"), "{second}");
+    let counts = &analysis["start_labels"]["counts"];
+    assert_eq!(counts["cold-natural"], analysis["cold_labels"]["natural"]);
+    assert_eq!(
+        counts["warm"].as_u64(),
+        Some(n - counts["cold-natural"].as_u64().unwrap())
+    );
 }

@@ -12,8 +12,8 @@
 use std::path::Path;
 
 use crate::cold::{ColdKind, ColdSource};
-use crate::labels::{KnownInstances, LabelSignal, StartLabel};
 use crate::error::{Result, ResultsError};
+use crate::labels::{KnownInstances, LabelSignal, StartLabel};
 use crate::row::{ErrorKind, LatencyRow};
 use crate::segments::SegmentSpans;
 
@@ -387,7 +387,9 @@ impl LatencyRecord for CompactRow {
         self.start = code_of(&StartLabel::ALL, label) | code_of(&LabelSignal::ALL, signal) << 4;
     }
     fn known_instances(rows: &[Self]) -> Vec<bool> {
-        rows.iter().map(|r| r.signals & KNOWN_INSTANCE != 0).collect()
+        rows.iter()
+            .map(|r| r.signals & KNOWN_INSTANCE != 0)
+            .collect()
     }
 }
 
