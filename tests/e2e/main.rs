@@ -23,5 +23,6 @@ mod orphans;
 mod plugins;
 mod registry;
 mod run_local;
+mod shards;
 mod support;
 mod third_party;
