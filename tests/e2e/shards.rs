@@ -116,7 +116,7 @@ fn external_experiment(url: &str, bursts: u32, iat_s: f64) -> String {
     format!(
         r#"{{"Provider": "{url}", "Stellar": {{"Seed": 5}}, "SubExperiments": [
             {{"Title": "ext", "Bursts": {bursts}, "BurstSizes": [3], "IATSeconds": {iat_s},
-              "IATType": "deterministic"}}]}}"#
+              "IATType": "deterministic", "DesiredServiceTimes": ["1ms"]}}]}}"#
     )
 }
 

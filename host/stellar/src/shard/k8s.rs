@@ -305,7 +305,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let text = r#"{"Provider": "http://127.0.0.1:9/", "Stellar": {"Seed": 7,
             "RequestTimeoutSeconds": 30}, "SubExperiments": [{"Title": "a", "Bursts": 3,
-            "BurstSizes": [4], "IATSeconds": 2, "IATType": "deterministic"}]}"#;
+            "BurstSizes": [4], "IATSeconds": 2, "IATType": "deterministic", "DesiredServiceTimes": ["1ms"]}]}"#;
         let plan = Plan::from_json_str(text, std::path::Path::new("x.json"), &PlanOptions::default())
             .unwrap();
         let prepared = Prepared {

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 use stellar_results::report::{Section, Table};
-use stellar_results::{LatencyRow, LatencyWriter, read_latencies_tolerating_torn_tail};
+use stellar_results::writer::read_latencies_tolerating_torn_tail;
+use stellar_results::{LatencyRow, LatencyWriter};
 
 use super::Shard;
 use super::prepared::PreparedRun;

@@ -113,7 +113,10 @@ impl PreparedRun {
         };
         prepared.plan_sha256 = String::new();
         let mut value = serde_json::to_value(plan).map_err(json_err)?;
-        let prepared_value = serde_json::to_value(&prepared).map_err(json_err)?;
+        let mut prepared_value = serde_json::to_value(&prepared).map_err(json_err)?;
+        if let Some(p) = prepared_value.as_object_mut() {
+            p.remove(HASH_KEY);
+        }
         if let Some(map) = value.as_object_mut() {
             map.insert(PREPARED_KEY.to_owned(), prepared_value);
         }
@@ -247,7 +250,7 @@ mod tests {
     fn plan() -> Plan {
         let text = r#"{"Provider": "http://127.0.0.1:9/", "Stellar": {"Seed": 7},
             "SubExperiments": [{"Title": "a", "Bursts": 3, "BurstSizes": [2], "IATSeconds": 1,
-            "IATType": "deterministic", "Parallelism": 2}]}"#;
+            "IATType": "deterministic", "Parallelism": 2, "DesiredServiceTimes": ["1ms"]}]}"#;
         Plan::from_json_str(text, Path::new("x.json"), &PlanOptions::default()).unwrap()
     }
 
