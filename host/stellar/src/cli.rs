@@ -454,7 +454,10 @@ async fn run_shard(cmd: RunCmd, run_dir: PathBuf, run_log: RunLog) -> anyhow::Re
             r.sent_requests.iter().sum::<u64>(),
             r.planned_requests.iter().sum::<u64>(),
             r.start_at,
-            result.out_dir.join(crate::shard::send::SHARD_JSON).display()
+            result
+                .out_dir
+                .join(crate::shard::send::SHARD_JSON)
+                .display()
         );
         if let Some(why) = &r.clock_refusal {
             text.push_str(&format!("clock: {why}\n"));

@@ -443,10 +443,7 @@ impl SubRun<'_> {
             let Some(function) = &e.function else {
                 continue;
             };
-            let Some(list) = self
-                .provisioned
-                .and_then(|p| p.local_instances(function))
-            else {
+            let Some(list) = self.provisioned.and_then(|p| p.local_instances(function)) else {
                 continue;
             };
             records.extend(

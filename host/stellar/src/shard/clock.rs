@@ -78,6 +78,10 @@ pub struct ClockReadError(String);
     unsafe_code,
     reason = "adjtimex is a libc call: the struct is zeroed (modes = 0, read only) and owned here"
 )]
+#[allow(
+    clippy::useless_conversion,
+    reason = "c_long is 64 bits here but 32 bits on other Linux targets"
+)]
 pub fn read() -> Result<ClockSync, ClockReadError> {
     // SAFETY: `timex` is plain old data; all-zero is a valid value and means "read only".
     let mut tx: libc::timex = unsafe { std::mem::zeroed() };

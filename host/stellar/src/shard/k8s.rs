@@ -306,8 +306,12 @@ mod tests {
         let text = r#"{"Provider": "http://127.0.0.1:9/", "Stellar": {"Seed": 7,
             "RequestTimeoutSeconds": 30}, "SubExperiments": [{"Title": "a", "Bursts": 3,
             "BurstSizes": [4], "IATSeconds": 2, "IATType": "deterministic", "DesiredServiceTimes": ["1ms"]}]}"#;
-        let plan = Plan::from_json_str(text, std::path::Path::new("x.json"), &PlanOptions::default())
-            .unwrap();
+        let plan = Plan::from_json_str(
+            text,
+            std::path::Path::new("x.json"),
+            &PlanOptions::default(),
+        )
+        .unwrap();
         let prepared = Prepared {
             schema: PREPARED_SCHEMA.into(),
             run_id: "0a1b2c".into(),
@@ -349,7 +353,10 @@ mod tests {
         assert_eq!(spec["backoffLimitPerIndex"], 0, "a shard is never retried");
         assert_eq!(spec["maxFailedIndexes"], 8, "other shards keep running");
         let pod = &spec["template"]["spec"];
-        assert_eq!(pod["restartPolicy"], "Never", "podFailurePolicy needs Never");
+        assert_eq!(
+            pod["restartPolicy"], "Never",
+            "podFailurePolicy needs Never"
+        );
         let rules = spec["podFailurePolicy"]["rules"].as_array().unwrap();
         assert_eq!(rules[0]["action"], "FailJob");
         assert_eq!(rules[0]["onExitCodes"]["values"], json!([1]));
@@ -373,15 +380,24 @@ mod tests {
         // The variable the arguments expand is declared in the container, from the index.
         let env = c["env"].as_array().unwrap();
         let index_env = env.iter().find(|e| e["name"] == INDEX_ENV).unwrap();
-        assert_eq!(index_env["valueFrom"]["fieldRef"]["fieldPath"], INDEX_ANNOTATION);
+        assert_eq!(
+            index_env["valueFrom"]["fieldRef"]["fieldPath"],
+            INDEX_ANNOTATION
+        );
         // Guaranteed QoS: requests equal limits.
         assert_eq!(c["resources"]["requests"], c["resources"]["limits"]);
         // Every mount names a volume; the plan comes from the ConfigMap printed beside it.
         let volumes = pod["volumes"].as_array().unwrap();
         for mount in c["volumeMounts"].as_array().unwrap() {
-            assert!(volumes.iter().any(|v| v["name"] == mount["name"]), "{mount}");
+            assert!(
+                volumes.iter().any(|v| v["name"] == mount["name"]),
+                "{mount}"
+            );
         }
-        assert_eq!(volumes[0]["configMap"]["name"], m.config_map["metadata"]["name"]);
+        assert_eq!(
+            volumes[0]["configMap"]["name"],
+            m.config_map["metadata"]["name"]
+        );
         assert_eq!(volumes[1]["persistentVolumeClaim"]["claimName"], "rows");
         let plan_text = m.config_map["data"][PLAN_JSON].as_str().unwrap();
         assert!(plan_text.contains("plan_sha256"));

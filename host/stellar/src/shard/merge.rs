@@ -225,7 +225,10 @@ pub fn merge(run_dir: &Path, allow_partial: bool) -> anyhow::Result<MergeOutcome
             };
             let firsts = first_request_indices(sub);
             for row in &rows {
-                let first = firsts.get(row.burst_id as usize).copied().unwrap_or(u64::MAX);
+                let first = firsts
+                    .get(row.burst_id as usize)
+                    .copied()
+                    .unwrap_or(u64::MAX);
                 let in_burst = row.request_index.wrapping_sub(first);
                 let owner = shard.owner(bases[position] + row.burst_id, in_burst);
                 if first == u64::MAX || in_burst >= u64::from(row.burst_size) || owner != index {
@@ -280,9 +283,7 @@ pub fn merge(run_dir: &Path, allow_partial: bool) -> anyhow::Result<MergeOutcome
             outcome: Some(record.outcome),
             planned_requests: planned_total,
             rows: rows_total,
-            max_clock_error_ms: record
-                .clock_at_start
-                .map(|c| c.max_error_us as f64 / 1e3),
+            max_clock_error_ms: record.clock_at_start.map(|c| c.max_error_us as f64 / 1e3),
             clock_synchronised: record.clock_at_start.map(|c| c.synchronised),
             ready_before_start_ms: record.ready_before_start_ms,
         });
@@ -455,7 +456,11 @@ fn shards_section(record: &MergeRecord) -> Section {
                 match (s.clock_synchronised, s.max_clock_error_ms) {
                     (Some(sync), Some(err)) => format!(
                         "{}, max error {err:.3} ms",
-                        if sync { "synchronised" } else { "NOT synchronised" }
+                        if sync {
+                            "synchronised"
+                        } else {
+                            "NOT synchronised"
+                        }
                     ),
                     _ => "-".into(),
                 },

@@ -145,7 +145,8 @@ impl Slice {
 
     /// Whether request `request_in_burst` of burst `burst_id` of this sub-experiment is ours.
     pub fn owns(&self, burst_id: u64, request_in_burst: u64) -> bool {
-        self.shard.owns(self.burst_base + burst_id, request_in_burst)
+        self.shard
+            .owns(self.burst_base + burst_id, request_in_burst)
     }
 }
 
@@ -162,7 +163,10 @@ mod tests {
 
     #[test]
     fn parses_and_refuses_shard_values() {
-        assert_eq!("2/4".parse::<Shard>().unwrap(), Shard { index: 2, count: 4 });
+        assert_eq!(
+            "2/4".parse::<Shard>().unwrap(),
+            Shard { index: 2, count: 4 }
+        );
         for bad in ["4/4", "1/0", "x/2", "1", "-1/2", "1/2/3"] {
             let err = bad.parse::<Shard>().unwrap_err();
             assert!(err.to_string().contains("expected I/N"), "{bad}: {err}");

@@ -49,9 +49,7 @@ pub struct PrepareOutcome {
 /// Plans, deploys and freezes the run.
 pub async fn prepare(args: &PrepareArgs) -> anyhow::Result<PrepareOutcome> {
     let plan = crate::run::plan(&args.run)?;
-    if args.run_dir.exists()
-        && fs_err::read_dir(&args.run_dir)?.next().is_some()
-    {
+    if args.run_dir.exists() && fs_err::read_dir(&args.run_dir)?.next().is_some() {
         anyhow::bail!(
             "{} exists and is not empty: `stellar prepare` writes a new run directory",
             args.run_dir.display()

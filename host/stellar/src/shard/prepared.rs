@@ -259,7 +259,10 @@ mod tests {
             schema: PREPARED_SCHEMA.into(),
             run_id: "abc123".into(),
             prepared_unix_ms: 1,
-            endpoints: vec![vec!["http://127.0.0.1:9/a".into(), "http://127.0.0.1:9/b".into()]],
+            endpoints: vec![vec![
+                "http://127.0.0.1:9/a".into(),
+                "http://127.0.0.1:9/b".into(),
+            ]],
             measurement_function: false,
             extra_query: None,
             sub_start_ms: sub_start_offsets(plan, 0.0),

@@ -147,11 +147,10 @@ pub async fn run_shard(
     let prepared = PreparedRun::read(&args.run_dir)?;
     let plan = &prepared.plan;
     let shard = args.shard;
-    let out_dir = args.output.clone().unwrap_or_else(|| {
-        args.run_dir
-            .join("shards")
-            .join(shard.index.to_string())
-    });
+    let out_dir = args
+        .output
+        .clone()
+        .unwrap_or_else(|| args.run_dir.join("shards").join(shard.index.to_string()));
     if out_dir.join(SHARD_JSON).exists() {
         anyhow::bail!(
             "{} already holds a shard's results ({SHARD_JSON}); a shard is never run twice \

@@ -25,8 +25,9 @@ pub fn parse_start_at(text: &str) -> Result<SystemTime, String> {
         return Ok(SystemTime::now());
     }
     if let Some(after) = text.strip_prefix("now+") {
-        let d = humantime::parse_duration(after)
-            .map_err(|e| format!("--start-at {text:?}: {e} (expected now+DURATION, e.g. now+5s)"))?;
+        let d = humantime::parse_duration(after).map_err(|e| {
+            format!("--start-at {text:?}: {e} (expected now+DURATION, e.g. now+5s)")
+        })?;
         return Ok(SystemTime::now() + d);
     }
     humantime::parse_rfc3339_weak(text).map_err(|e| {
