@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 cat > "$work/exp.json" <<JSON
 {"Provider": "http://127.0.0.1:9/", "Stellar": {"Seed": 1},
  "SubExperiments": [{"Title": "bench", "Bursts": $bursts, "BurstSizes": [$burst],
-   "IATSeconds": 1, "IATType": "deterministic"}]}
+   "IATSeconds": 1, "IATType": "deterministic", "DesiredServiceTimes": ["1ms"]}]}
 JSON
 "$stellar" prepare "$work/exp.json" -o "$work/run" >/dev/null
 python3 - "$work/run" "$shards" <<'PY'
@@ -70,4 +70,4 @@ for i in range(n):
 print(f"{n} shards, rows per shard: {counts}")
 PY
 du -sh "$work/run/shards" | awk '{print "shard CSVs: " $1}'
-/usr/bin/time -f 'merge: %e s wall, %M KiB peak RSS' "$stellar" merge "$work/run" >/dev/null
+/usr/bin/time -f "merge: %e s wall, %M KiB peak RSS" "$stellar" --verbose merge "$work/run" 2>&1 >/dev/null | grep -E "merge:|shards read|analysed"

@@ -391,6 +391,14 @@ fn a_late_shard_sends_nothing_and_a_distrusted_clock_refuses() {
             .contains("--force")
     );
     assert!(!run_dir.join("shards/0").join("00-ext").exists(), "no rows");
+    // Nor is a prepared run resumed.
+    let resumed = run(stellar(dir.path()).args(["run", "--resume"]).arg(&run_dir));
+    assert_eq!(resumed.status.code(), Some(1));
+    assert!(
+        text(&resumed).contains("never resumed"),
+        "{}",
+        text(&resumed)
+    );
     // A shard directory is never reused: a rerun would be late.
     let again = run(&mut shard(dir.path(), &run_dir, "0/2", "now", &[]));
     assert_eq!(again.status.code(), Some(1));

@@ -494,6 +494,13 @@ async fn run(cmd: RunCmd, run_log: RunLog) -> anyhow::Result<i32> {
         }
     };
     let outcome: RunOutcome = if let Some(run_dir) = cmd.resume {
+        if crate::shard::prepared::is_prepared(&run_dir) {
+            anyhow::bail!(
+                "{} is a prepared run: its shards are never resumed (a late shard would send \
+                 off the schedule); `stellar merge --allow-partial` reports what is missing",
+                run_dir.display()
+            );
+        }
         let args = ResumeArgs {
             run_dir,
             force: cmd.force,

@@ -145,6 +145,7 @@ pub struct MergeOutcome {
 
 /// Merges the shards of the prepared run in `run_dir`.
 pub fn merge(run_dir: &Path, allow_partial: bool) -> anyhow::Result<MergeOutcome> {
+    let started = std::time::Instant::now();
     let prepared = PreparedRun::read(run_dir)?;
     let plan = &prepared.plan;
     let found = find_shards(run_dir)?;
@@ -350,6 +351,12 @@ pub fn merge(run_dir: &Path, allow_partial: bool) -> anyhow::Result<MergeOutcome
         bursts,
     };
 
+    let checked_s = started.elapsed().as_secs_f64();
+    tracing::info!(
+        seconds = checked_s,
+        rows = record.rows,
+        "shards read, checked and concatenated"
+    );
     let mut subs = Vec::new();
     for (sub, rows) in plan.sub_experiments.iter().zip(merged) {
         let dir = run_dir.join(&sub.slug);
@@ -364,6 +371,10 @@ pub fn merge(run_dir: &Path, allow_partial: bool) -> anyhow::Result<MergeOutcome
                 .with_context(|| format!("analysing the merged rows of {}", sub.slug))?,
         );
     }
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64() - checked_s,
+        "merged rows written and analysed"
+    );
     fs_err::write(
         run_dir.join(MERGE_JSON),
         serde_json::to_string_pretty(&record)? + "\n",

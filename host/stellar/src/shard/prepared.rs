@@ -220,6 +220,15 @@ impl PreparedRun {
     }
 }
 
+/// Whether `run_dir/plan.json` is a prepared run's (has the `prepared` object); false when it
+/// cannot be read.
+pub fn is_prepared(run_dir: &Path) -> bool {
+    fs_err::read_to_string(run_dir.join(PLAN_JSON))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|v| v.get(PREPARED_KEY).is_some())
+}
+
 /// The planned start of each sub-experiment after `T0` (ms): see [`Prepared::sub_start_ms`].
 pub fn sub_start_offsets(plan: &Plan, sequential_gap_ms: f64) -> Vec<f64> {
     let mut next = 0.0;
