@@ -203,6 +203,7 @@ fn four_shards_merge_to_the_rows_of_one_unsharded_run() {
     );
     let report = fs_err::read_to_string(run_dir.join("report.html")).unwrap();
     assert!(report.contains("Shards") && report.contains("release spread"));
+    assert!(report.contains("Release spread of each burst (6 of 6"));
     assert!(!report.contains("This run is partial"));
 
     // The unsharded run of the same plan, once the sharded run's instances have gone idle.

@@ -491,6 +491,7 @@ fn shards_section(record: &MergeRecord) -> Section {
             ms(record.clock_error_bound_ms),
         ],
     ];
+    let mut tables = shard_tables(shard_rows, spread_rows);
     let mut paragraphs = vec![format!(
         "{} rows of {} planned requests, from {} shards of plan {}.",
         record.rows,
@@ -505,27 +506,58 @@ fn shards_section(record: &MergeRecord) -> Section {
                 .into(),
         );
     }
+    let listed = record.bursts.len().min(MAX_BURSTS_LISTED);
+    if listed > 0 {
+        tables.push(Table {
+            caption: format!(
+                "Release spread of each burst ({listed} of {} bursts sent by two or more shards)",
+                record.bursts.len()
+            ),
+            header: ["sub-experiment", "burst", "shards", "spread (ms)"]
+                .map(String::from)
+                .to_vec(),
+            rows: record.bursts[..listed]
+                .iter()
+                .map(|b| {
+                    vec![
+                        b.sub_experiment.clone(),
+                        b.burst_id.to_string(),
+                        b.shards.to_string(),
+                        format!("{:.3}", b.spread_ms),
+                    ]
+                })
+                .collect(),
+        });
+    }
     Section {
         heading: "Shards".into(),
         warnings: Vec::new(),
         paragraphs,
-        tables: vec![
-            Table {
-                caption: "Shards (rows / planned requests; ready = ms before T0)".into(),
-                header: ["shard", "host", "outcome", "rows", "ready (ms)", "clock"]
-                    .map(String::from)
-                    .to_vec(),
-                rows: shard_rows,
-            },
-            Table {
-                caption: "Cross-shard release spread per burst: latest minus earliest shard's \
-                          first send, each on its own clock anchored at T0 (per-burst values \
-                          in merge.json)"
-                    .into(),
-                header: ["measure", "value"].map(String::from).to_vec(),
-                rows: spread_rows,
-            },
-        ],
+        tables,
         plots: Vec::new(),
     }
+}
+
+/// The report lists at most this many bursts' spreads (merge.json has them all).
+const MAX_BURSTS_LISTED: usize = 200;
+
+/// The shards table and the spread summary of [`shards_section`].
+fn shard_tables(shard_rows: Vec<Vec<String>>, spread_rows: Vec<Vec<String>>) -> Vec<Table> {
+    vec![
+        Table {
+            caption: "Shards (rows / planned requests; ready = ms before T0)".into(),
+            header: ["shard", "host", "outcome", "rows", "ready (ms)", "clock"]
+                .map(String::from)
+                .to_vec(),
+            rows: shard_rows,
+        },
+        Table {
+            caption: "Cross-shard release spread per burst: latest minus earliest shard's \
+                          first send, each on its own clock anchored at T0 (every burst in \
+                          merge.json)"
+                .into(),
+            header: ["measure", "value"].map(String::from).to_vec(),
+            rows: spread_rows,
+        },
+    ]
 }
