@@ -138,6 +138,19 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The plan a shard drives: the checked plan with each sub-experiment's failure budgets
+/// (`MaxFailures`, `MaxThrottled`) split over the shards, `ceil(budget / N)` each, so N shards
+/// together tolerate about what one client would.
+fn budgets_per_shard(plan: &stellar_config::Plan, shard: Shard) -> stellar_config::Plan {
+    let n = u64::from(shard.count.max(1));
+    let mut plan = plan.clone();
+    for sub in &mut plan.sub_experiments {
+        sub.max_failures = sub.max_failures.div_ceil(n);
+        sub.max_throttled = sub.max_throttled.map(|m| m.div_ceil(n));
+    }
+    plan
+}
+
 /// Runs one shard of the prepared run in `args.run_dir`.
 pub async fn run_shard(
     args: &ShardArgs,
@@ -145,8 +158,8 @@ pub async fn run_shard(
     on_out_dir: impl FnOnce(&Path),
 ) -> anyhow::Result<ShardResult> {
     let prepared = PreparedRun::read(&args.run_dir)?;
-    let plan = &prepared.plan;
     let shard = args.shard;
+    let plan = &budgets_per_shard(&prepared.plan, shard);
     let out_dir = args
         .output
         .clone()
@@ -280,4 +293,29 @@ pub async fn run_shard(
     };
     record.write(&out_dir)?;
     Ok(ShardResult { out_dir, record })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stellar_config::PlanOptions;
+
+    #[test]
+    fn failure_budgets_are_split_over_the_shards() {
+        let text = r#"{"Provider": "http://127.0.0.1:9/", "Stellar": {"MaxFailures": 10,
+            "MaxThrottled": 3}, "SubExperiments": [{"Title": "a", "Bursts": 3,
+            "BurstSizes": [4], "IATSeconds": 1, "IATType": "deterministic",
+            "DesiredServiceTimes": ["1ms"]}]}"#;
+        let plan = stellar_config::Plan::from_json_str(
+            text,
+            Path::new("x.json"),
+            &PlanOptions::default(),
+        )
+        .unwrap();
+        let whole = budgets_per_shard(&plan, Shard::WHOLE);
+        assert_eq!(whole, plan);
+        let quarter = budgets_per_shard(&plan, Shard { index: 1, count: 4 });
+        assert_eq!(quarter.sub_experiments[0].max_failures, 3);
+        assert_eq!(quarter.sub_experiments[0].max_throttled, Some(1));
+    }
 }
