@@ -306,12 +306,9 @@ mod tests {
             "MaxThrottled": 3}, "SubExperiments": [{"Title": "a", "Bursts": 3,
             "BurstSizes": [4], "IATSeconds": 1, "IATType": "deterministic",
             "DesiredServiceTimes": ["1ms"]}]}"#;
-        let plan = stellar_config::Plan::from_json_str(
-            text,
-            Path::new("x.json"),
-            &PlanOptions::default(),
-        )
-        .unwrap();
+        let plan =
+            stellar_config::Plan::from_json_str(text, Path::new("x.json"), &PlanOptions::default())
+                .unwrap();
         let whole = budgets_per_shard(&plan, Shard::WHOLE);
         assert_eq!(whole, plan);
         let quarter = budgets_per_shard(&plan, Shard { index: 1, count: 4 });
