@@ -280,6 +280,24 @@ mod tests {
     }
 
     #[test]
+    fn sequential_sub_experiments_get_a_common_schedule() {
+        let text = r#"{"Provider": "http://127.0.0.1:9/", "Sequential": true,
+            "SubExperiments": [
+            {"Title": "a", "Bursts": 3, "BurstSizes": [1], "IATSeconds": 2,
+             "IATType": "deterministic", "DesiredServiceTimes": ["100ms"]},
+            {"Title": "b", "Bursts": 2, "BurstSizes": [1], "IATSeconds": 1,
+             "IATType": "deterministic", "DesiredServiceTimes": ["0ms"]},
+            {"Title": "c", "Bursts": 1, "BurstSizes": [1], "IATSeconds": 1,
+             "IATType": "deterministic", "DesiredServiceTimes": ["0ms"]}]}"#;
+        let mut plan =
+            Plan::from_json_str(text, Path::new("x.json"), &PlanOptions::default()).unwrap();
+        // a: last burst at 4 s, plus its 100 ms service time, plus the gap; b: last at 1 s.
+        assert_eq!(sub_start_offsets(&plan, 500.0), vec![0.0, 4600.0, 6100.0]);
+        plan.sequential = false;
+        assert_eq!(sub_start_offsets(&plan, 500.0), vec![0.0; 3]);
+    }
+
+    #[test]
     fn round_trips_and_catches_any_edit() {
         let dir = tempfile::tempdir().unwrap();
         let plan = plan();
