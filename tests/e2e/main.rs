@@ -25,5 +25,6 @@ mod preconnect;
 mod registry;
 mod run_local;
 mod scale;
+mod shards;
 mod support;
 mod third_party;

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use crate::aws::{Moto, base64, write_zip};
 
-/// A `stellar local serve`, killed on drop.
-struct Serve {
+/// A `stellar local serve`, killed on drop (also used by `shards.rs`).
+pub(crate) struct Serve {
     child: Child,
     control_port: u16,
-    token: String,
+    pub(crate) token: String,
 }
 
 impl Drop for Serve {
@@ -29,7 +29,7 @@ impl Drop for Serve {
 }
 
 impl Serve {
-    fn start(work_dir: &Path) -> Self {
+    pub(crate) fn start(work_dir: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_stellar"))
             .args(["local", "serve", "--work-dir"])
             .arg(work_dir)
@@ -55,7 +55,7 @@ impl Serve {
         }
     }
 
-    fn control_url(&self) -> String {
+    pub(crate) fn control_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.control_port)
     }
 

@@ -163,6 +163,18 @@ pub fn finish_run(
     run_dir: &Path,
     sub_experiments: Vec<SubAnalysis>,
 ) -> anyhow::Result<RunAnalysis> {
+    finish_run_with(plan, run_dir, sub_experiments, Vec::new(), Vec::new())
+}
+
+/// [`finish_run`] with warnings and sections the caller adds to `report.html` (a merged
+/// sharded run: whether it is partial, and its shards).
+pub fn finish_run_with(
+    plan: &Plan,
+    run_dir: &Path,
+    sub_experiments: Vec<SubAnalysis>,
+    extra_warnings: Vec<String>,
+    extra_sections: Vec<Section>,
+) -> anyhow::Result<RunAnalysis> {
     let analysis = RunAnalysis {
         run_dir: run_dir.to_owned(),
         seed: plan.seed,
@@ -170,7 +182,9 @@ pub fn finish_run(
         sub_experiments,
     };
     write_json(&run_dir.join(ANALYSIS_JSON), &analysis)?;
-    let input = report_input(plan, run_dir, &analysis)?;
+    let mut input = report_input(plan, run_dir, &analysis)?;
+    input.warnings.splice(0..0, extra_warnings);
+    input.sections.splice(0..0, extra_sections);
     write_report(&input, &run_dir.join(REPORT_HTML))?;
     Ok(analysis)
 }

@@ -57,6 +57,61 @@ pub enum Command {
         #[command(subcommand)]
         command: LocalCmd,
     },
+    /// Plan and deploy once for a sharded run: writes RUN_DIR/plan.json (plan, endpoints,
+    /// content hash) for `stellar run RUN_DIR --shard I/N --start-at T0` on each client.
+    Prepare(PrepareCmd),
+    /// Merge the shards of a prepared run (RUN_DIR/shards/*) and analyse all rows together.
+    Merge(MergeCmd),
+    /// Engines that run shards: print a Kubernetes Indexed Job for a prepared run.
+    K8s {
+        #[command(subcommand)]
+        command: K8sCmd,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrepareCmd {
+    /// The experiment file.
+    pub experiment: PathBuf,
+    /// The run directory to create (must not exist or be empty).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Seed of every random choice (overrides the file's Stellar.Seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Prepare only the sub-experiment with this index (STeLLAR's -r).
+    #[arg(short = 'r', long = "only")]
+    pub only: Option<usize>,
+    /// Sequential plans: pause between a sub-experiment's last burst and the next one's first
+    /// on the shards' common schedule.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub sequential_gap: std::time::Duration,
+    /// For adapters that deploy into the local runtime: the control URL of a running
+    /// `stellar local serve` (its token in STELLAR_LOCAL_TOKEN).
+    #[arg(long)]
+    pub local_control_url: Option<String>,
+    #[command(flatten)]
+    pub adapter: AdapterArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MergeCmd {
+    /// The prepared run directory (plan.json, shards/<I>/).
+    pub run_dir: PathBuf,
+    /// Merge although shards are missing or did not finish; the report says the run is
+    /// partial.
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Print the merge record and analysis as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum K8sCmd {
+    /// Print a Kubernetes Indexed Job (one pod per shard) and the commands to collect and
+    /// merge.
+    Job(crate::shard::k8s::JobArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,13 +124,30 @@ pub struct RunCmd {
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["experiment", "seed", "output", "only", "dry_run"])]
     pub resume: Option<PathBuf>,
     /// With --resume: resume although the stellar binary or the experiment file changed
-    /// since the run started (run.json records it).
-    #[arg(long, requires = "resume")]
+    /// since the run started (run.json records it). With a prepared RUN_DIR: start although
+    /// the clock is unsynchronised or above --max-clock-error (shard.json records it).
+    #[arg(long)]
     pub force: bool,
+    /// With a prepared RUN_DIR: send only this shard's part of every burst (I/N; default
+    /// 0/1, everything).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
+    /// With a prepared RUN_DIR: the wall-clock start every shard shares (RFC 3339 UTC,
+    /// `now` or `now+5s`; default now).
+    #[arg(long, value_name = "T0")]
+    pub start_at: Option<String>,
+    /// With a prepared RUN_DIR: a shard not ready by T0 plus this sends nothing and exits 3.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub start_grace: std::time::Duration,
+    /// With a prepared RUN_DIR: refuse to start (exit 4) when the kernel's maximum clock
+    /// error is above this, or the clock is unsynchronised, unless --force.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5ms")]
+    pub max_clock_error: std::time::Duration,
     /// Seed of every random choice (overrides the file's Stellar.Seed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Root directory for results (overrides Stellar.OutputDir).
+    /// Root directory for results (overrides Stellar.OutputDir); with a prepared RUN_DIR,
+    /// this shard's own directory (default RUN_DIR/shards/I).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Run only the sub-experiment with this index (STeLLAR's -r).
@@ -256,10 +328,165 @@ pub async fn dispatch(cli: Cli, run_log: RunLog) -> anyhow::Result<i32> {
         Command::Build(cmd) => build(cmd).await,
         Command::Plugins { command } => plugins(command).await,
         Command::Local { command } => local(command).await,
+        Command::Prepare(cmd) => prepare(cmd).await,
+        Command::Merge(cmd) => merge(cmd),
+        Command::K8s {
+            command: K8sCmd::Job(args),
+        } => {
+            out(&crate::shard::k8s::job(&args)?)?;
+            Ok(0)
+        }
     }
 }
 
+async fn prepare(cmd: PrepareCmd) -> anyhow::Result<i32> {
+    let local_runtime = match cmd.local_control_url {
+        Some(url) => Some((
+            url,
+            std::env::var("STELLAR_LOCAL_TOKEN").context(
+                "--local-control-url needs the runtime's token in STELLAR_LOCAL_TOKEN (printed \
+                 by `stellar local serve`)",
+            )?,
+        )),
+        None => None,
+    };
+    let args = crate::shard::prepare::PrepareArgs {
+        run: RunArgs {
+            experiment: cmd.experiment,
+            seed: cmd.seed,
+            output_dir: None,
+            only_sub_experiment: cmd.only,
+            adapter: cmd.adapter.options()?,
+            show_progress: false,
+        },
+        run_dir: cmd.output,
+        sequential_gap: cmd.sequential_gap,
+        local_runtime,
+    };
+    let done = crate::shard::prepare::prepare(&args).await?;
+    out(&format!(
+        "prepared {} (run {}): {} requests, {} endpoints deployed\n  plan_sha256 {}\n\
+         next: stellar run {} --shard I/N --start-at T0 on each client, then stellar merge {}, \
+         then stellar cleanup {}\n",
+        done.run_dir.display(),
+        done.run_id,
+        done.requests,
+        done.endpoints,
+        done.plan_sha256,
+        done.run_dir.display(),
+        done.run_dir.display(),
+        done.run_dir.display()
+    ))?;
+    Ok(0)
+}
+
+fn merge(cmd: MergeCmd) -> anyhow::Result<i32> {
+    let started = std::time::Instant::now();
+    let merged = crate::shard::merge::merge(&cmd.run_dir, cmd.allow_partial)?;
+    let elapsed = started.elapsed();
+    if cmd.json {
+        out(&(serde_json::to_string_pretty(&serde_json::json!({
+            "merge": merged.record,
+            "analysis": merged.analysis,
+        }))? + "\n"))?;
+        return Ok(0);
+    }
+    let summaries: Vec<_> = merged
+        .analysis
+        .sub_experiments
+        .iter()
+        .map(|s| s.summary.clone())
+        .collect();
+    let r = &merged.record;
+    let mut text = stellar_results::render_table(&summaries);
+    for reason in &r.partial_reasons {
+        text.push_str(&format!("PARTIAL: {reason}\n"));
+    }
+    let fmt = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.3}"));
+    text.push_str(&format!(
+        "merged {} rows of {} planned from {} shard(s) in {:.3} s; cross-shard release spread \
+         p50 {} / p99 {} / max {} ms over {} bursts (clock error bound ± {} ms)\nreport: {}\n",
+        r.rows,
+        r.planned_requests,
+        r.shard_count,
+        elapsed.as_secs_f64(),
+        fmt(r.spread_p50_ms),
+        fmt(r.spread_p99_ms),
+        fmt(r.spread_max_ms),
+        r.bursts.len(),
+        fmt(r.clock_error_bound_ms),
+        cmd.run_dir.join(crate::analysis::REPORT_HTML).display()
+    ));
+    out(&text)?;
+    Ok(0)
+}
+
+async fn run_shard(cmd: RunCmd, run_dir: PathBuf, run_log: RunLog) -> anyhow::Result<i32> {
+    let start_at = match &cmd.start_at {
+        Some(text) => crate::shard::start::parse_start_at(text).map_err(anyhow::Error::msg)?,
+        None => std::time::SystemTime::now(),
+    };
+    let args = crate::shard::send::ShardArgs {
+        run_dir,
+        shard: cmd.shard.unwrap_or(crate::shard::Shard::WHOLE),
+        start_at,
+        grace: cmd.start_grace,
+        max_clock_error: cmd.max_clock_error,
+        force: cmd.force,
+        output: cmd.output,
+        show_progress: !cmd.quiet && !cmd.json,
+    };
+    let attach_log = |dir: &Path| {
+        if let Err(e) = run_log.attach(&dir.join("run.log")) {
+            tracing::warn!(error = %e, "could not create run.log");
+        }
+    };
+    let result = crate::shard::send::run_shard(&args, stop_on_signals(), attach_log).await?;
+    let r = &result.record;
+    if cmd.json {
+        out(&(serde_json::to_string_pretty(r)? + "\n"))?;
+    } else {
+        let mut text = format!(
+            "shard {} of {}: {:?}; {} of {} requests sent; T0 {}\n  {}\n",
+            r.shard,
+            result.out_dir.display(),
+            r.outcome,
+            r.sent_requests.iter().sum::<u64>(),
+            r.planned_requests.iter().sum::<u64>(),
+            r.start_at,
+            result
+                .out_dir
+                .join(crate::shard::send::SHARD_JSON)
+                .display()
+        );
+        if let Some(why) = &r.clock_refusal {
+            text.push_str(&format!("clock: {why}\n"));
+        }
+        out(&text)?;
+    }
+    Ok(result.exit_code())
+}
+
 async fn run(cmd: RunCmd, run_log: RunLog) -> anyhow::Result<i32> {
+    if let Some(dir) = cmd.experiment.clone().filter(|p| p.is_dir()) {
+        if cmd.seed.is_some() || cmd.only.is_some() || cmd.dry_run {
+            anyhow::bail!(
+                "{} is a prepared run: its plan is frozen, so --seed, --only and --dry-run do \
+                 not apply",
+                dir.display()
+            );
+        }
+        return run_shard(cmd, dir, run_log).await;
+    }
+    if cmd.shard.is_some() || cmd.start_at.is_some() {
+        anyhow::bail!(
+            "--shard and --start-at need a prepared run directory (`stellar prepare EXPERIMENT \
+             -o RUN_DIR`), not an experiment file"
+        );
+    }
+    if cmd.force && cmd.resume.is_none() {
+        anyhow::bail!("--force applies to --resume RUN_DIR or to a prepared run directory");
+    }
     let show_progress = !cmd.quiet && !cmd.json;
     let attach_log = |dir: &Path| {
         if let Err(e) = run_log.attach(&dir.join("run.log")) {
@@ -267,6 +494,13 @@ async fn run(cmd: RunCmd, run_log: RunLog) -> anyhow::Result<i32> {
         }
     };
     let outcome: RunOutcome = if let Some(run_dir) = cmd.resume {
+        if crate::shard::prepared::is_prepared(&run_dir) {
+            anyhow::bail!(
+                "{} is a prepared run: its shards are never resumed (a late shard would send \
+                 off the schedule); `stellar merge --allow-partial` reports what is missing",
+                run_dir.display()
+            );
+        }
         let args = ResumeArgs {
             run_dir,
             force: cmd.force,

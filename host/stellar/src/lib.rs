@@ -26,3 +26,4 @@ pub mod provision;
 pub mod report_text;
 pub mod resume;
 pub mod run;
+pub mod shard;

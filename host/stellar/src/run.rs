@@ -186,9 +186,9 @@ pub async fn resume(
 
 /// Which stretch of sending this process does: segment 0 starts a run, later ones resume it
 /// with what each sub-experiment already has.
-struct Segment {
-    number: u32,
-    progress: Option<Vec<ResumedSub>>,
+pub(crate) struct Segment {
+    pub(crate) number: u32,
+    pub(crate) progress: Option<Vec<ResumedSub>>,
 }
 
 /// Provision, drive every sub-experiment, tear down, then analyse and report.
@@ -204,17 +204,19 @@ async fn execute(
     started: Instant,
 ) -> anyhow::Result<RunOutcome> {
     let provisioned = Provisioned::new(plan, run_id, &run_dir, adapter).await?;
-    let result = drive_all(
-        plan,
-        &provisioned,
-        &run_dir,
-        run_stop,
-        show_progress,
-        segment,
-    )
-    .await;
+    let sending = Sending {
+        endpoints: &provisioned.endpoints,
+        measurement_function: provisioned.measurement_function,
+        extra_query: provisioned.fault_query(plan).map(str::to_owned),
+        provisioned: Some(&provisioned),
+        shard: crate::shard::Shard::WHOLE,
+        anchor: None,
+        analyse: true,
+    };
+    let result = drive_all(plan, &sending, &run_dir, run_stop, show_progress, segment).await;
     provisioned.teardown().await;
     let (analyses, reports) = result?;
+    let analyses: Vec<SubAnalysis> = analyses.into_iter().flatten().collect();
     let summaries = analyses.iter().map(|a| a.summary.clone()).collect();
     let analysis = crate::analysis::finish_run(plan, &run_dir, analyses)
         .context("writing the run's report")?;
@@ -227,19 +229,45 @@ async fn execute(
     })
 }
 
-async fn drive_all(
+/// Where a run's requests go and which of them this process sends: everything from now for
+/// an ordinary run, one shard's part on the schedule anchored at `T0` for a prepared run
+/// ([`crate::shard`]). Both go through [`drive_all`] and the same driver.
+pub(crate) struct Sending<'a> {
+    /// Per sub-experiment (plan order), per parallelism index.
+    pub(crate) endpoints: &'a [Vec<DeployedEndpoint>],
+    pub(crate) measurement_function: bool,
+    /// Extra query parameters for every timed request (test fault knobs).
+    pub(crate) extra_query: Option<String>,
+    /// What this process deployed (for the local runtime's ground truth), if it deployed.
+    pub(crate) provisioned: Option<&'a Provisioned>,
+    pub(crate) shard: crate::shard::Shard,
+    /// `T0` and each sub-experiment's planned start after it (ms); `None`: now, and each
+    /// sequential sub-experiment when the previous one has finished.
+    pub(crate) anchor: Option<(crate::shard::start::Anchor, &'a [f64])>,
+    /// Label and analyse each sub-experiment when it ends; off for one shard of several
+    /// (labels need whole bursts: `stellar merge` analyses).
+    pub(crate) analyse: bool,
+}
+
+/// Drives every sub-experiment (one after another or concurrently, as planned). Returns each
+/// one's analysis (when [`Sending::analyse`]) and drive report.
+pub(crate) async fn drive_all(
     plan: &Plan,
-    provisioned: &Provisioned,
+    sending: &Sending<'_>,
     run_dir: &Path,
     run_stop: StopSignal,
     show_progress: bool,
     segment: Segment,
-) -> anyhow::Result<(Vec<SubAnalysis>, Vec<DriveReport>)> {
+) -> anyhow::Result<(Vec<Option<SubAnalysis>>, Vec<DriveReport>)> {
     let client = Arc::new(TimedClient::new(
         plan.settings.connection,
         Duration::from_millis(plan.settings.request_timeout_ms),
     ));
-    let clock = RunClock::start_now();
+    let clock = match &sending.anchor {
+        Some((anchor, _)) => RunClock::anchored(anchor.instant, anchor.wall),
+        None => RunClock::start_now(),
+    };
+    let bases = crate::shard::burst_ordinal_bases(plan);
     let progress = Progress::new(show_progress);
     let mut resumed: Vec<Option<ResumedSub>> = match segment.progress {
         Some(list) => list.into_iter().map(Some).collect(),
@@ -248,25 +276,37 @@ async fn drive_all(
     let jobs = plan
         .sub_experiments
         .iter()
-        .zip(&provisioned.endpoints)
+        .zip(sending.endpoints)
         .zip(resumed.iter_mut())
-        .map(|((sub, endpoints), resumed)| SubRun {
+        .enumerate()
+        .map(|(position, ((sub, endpoints), resumed))| SubRun {
             plan,
             sub,
             endpoints,
-            provisioned,
+            provisioned: sending.provisioned,
+            analyse: sending.analyse,
             dir: run_dir.join(&sub.slug),
             client: Arc::clone(&client),
             clock,
             options: DriveOptions {
-                send_measurement_query: provisioned.measurement_function,
-                expect_measurement_reply: provisioned.measurement_function,
+                send_measurement_query: sending.measurement_function,
+                expect_measurement_reply: sending.measurement_function,
                 payload_length_bytes: sub.payload_length_bytes,
-                extra_query: provisioned
-                    .fault_query(plan)
-                    .filter(|_| provisioned.measurement_function)
-                    .map(str::to_owned),
+                extra_query: sending
+                    .extra_query
+                    .clone()
+                    .filter(|_| sending.measurement_function),
                 segment: segment.number,
+                slice: crate::shard::Slice {
+                    shard: sending.shard,
+                    burst_base: bases[position],
+                    anchor: sending.anchor.map(|(anchor, starts)| {
+                        anchor.instant
+                            + Duration::from_secs_f64(
+                                starts.get(position).copied().unwrap_or(0.0) / 1e3,
+                            )
+                    }),
+                },
             },
             run_stop: run_stop.clone(),
             progress: &progress,
@@ -318,7 +358,8 @@ struct SubRun<'a> {
     plan: &'a Plan,
     sub: &'a SubExperimentPlan,
     endpoints: &'a [DeployedEndpoint],
-    provisioned: &'a Provisioned,
+    provisioned: Option<&'a Provisioned>,
+    analyse: bool,
     dir: PathBuf,
     client: Arc<TimedClient>,
     clock: RunClock,
@@ -330,7 +371,7 @@ struct SubRun<'a> {
 }
 
 impl SubRun<'_> {
-    async fn run(mut self) -> anyhow::Result<(SubAnalysis, DriveReport)> {
+    async fn run(mut self) -> anyhow::Result<(Option<SubAnalysis>, DriveReport)> {
         fs_err::create_dir_all(&self.dir)?;
         // Rows are not kept in memory: the analysis reads them back from the file.
         let (mut writer, remaining): (_, Option<Remaining>) = match self.resumed.take() {
@@ -376,12 +417,15 @@ impl SubRun<'_> {
         bar.finish(&report);
 
         self.write_instance_records()?;
-        let analysis = crate::analysis::analyse_sub_experiment(self.plan, self.sub, &self.dir)
-            .with_context(|| format!("analysing {}", self.sub.slug))?;
         if let Some(why) = &report.stopped_early {
             tracing::warn!(sub_experiment = %self.sub.slug, sent = report.sent, planned = report.planned, "{why}");
         }
-        Ok((analysis, report))
+        if !self.analyse {
+            return Ok((None, report));
+        }
+        let analysis = crate::analysis::analyse_sub_experiment(self.plan, self.sub, &self.dir)
+            .with_context(|| format!("analysing {}", self.sub.slug))?;
+        Ok((Some(analysis), report))
     }
 
     /// For the local provider: every instance started, from the runtime's own records
@@ -392,7 +436,7 @@ impl SubRun<'_> {
             let Some(function) = &e.function else {
                 continue;
             };
-            let Some(list) = self.provisioned.local_instances(function) else {
+            let Some(list) = self.provisioned.and_then(|p| p.local_instances(function)) else {
                 continue;
             };
             records.extend(
@@ -421,7 +465,7 @@ fn write_plan_json(path: &Path, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

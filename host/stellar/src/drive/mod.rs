@@ -48,6 +48,16 @@ impl RunClock {
         }
     }
 
+    /// A clock whose zero is `start` (monotonic), labelled `start_wall` on the wall clock: the
+    /// schedule anchored at a shard run's `T0` ([`crate::shard::start`]).
+    pub fn anchored(start: Instant, start_wall: SystemTime) -> Self {
+        Self {
+            start,
+            start_wall,
+            origin_ms: 0.0,
+        }
+    }
+
     /// The same clock, reading `origin_ms` more (see the field).
     pub fn with_origin(self, origin_ms: f64) -> Self {
         Self { origin_ms, ..self }
@@ -81,6 +91,9 @@ pub struct DriveOptions {
     pub extra_query: Option<String>,
     /// Written to every row's `Segment` (0 unless resumed).
     pub segment: u32,
+    /// Which part of every burst to send and where the schedule's zero is
+    /// ([`crate::shard::Slice::WHOLE`] for an unsharded run: everything, from now).
+    pub slice: crate::shard::Slice,
 }
 
 /// The requests of a sub-experiment that a resumed run still has to send.
@@ -137,7 +150,7 @@ pub async fn drive_sub_experiment(
     rows: mpsc::UnboundedSender<LatencyRow>,
     run_stop: StopSignal,
 ) -> DriveReport {
-    let sub_start = Instant::now();
+    let sub_start = options.slice.anchor.unwrap_or_else(Instant::now);
     let origin_ms = remaining
         .and_then(|r| Some(r.first_offset_ms(&plan.bursts)? + r.axis_shift_ms))
         .unwrap_or(0.0);
@@ -154,6 +167,7 @@ pub async fn drive_sub_experiment(
     let sub_stop = budget.stop.clone();
     let first_request_index = first_request_indices(&plan.bursts);
     let is_done = |i: u64| remaining.is_some_and(|r| r.done.contains(&i));
+    let slice = options.slice;
 
     // Bursts are announced by the pacer thread (see [`pacer`]) in plan order, which is due
     // order; this task only spawns their requests, so one slow burst delays no other.
@@ -226,7 +240,8 @@ pub async fn drive_sub_experiment(
             continue;
         };
         let first = first_request_index[burst.burst_id as usize];
-        let todo = (first..first + u64::from(burst.size)).filter(|&i| !is_done(i));
+        let todo = (first..first + u64::from(burst.size))
+            .filter(|&i| slice.owns(burst.burst_id, i - first) && !is_done(i));
         if !release {
             let opened = todo.map(|_| client.prepare(&ctx.target)).collect();
             ready.insert(index, opened);
@@ -254,7 +269,14 @@ pub async fn drive_sub_experiment(
         let _ = tokio::task::spawn_blocking(move || handle.join()).await;
     }
 
-    let planned: u64 = plan.bursts.iter().map(|b| u64::from(b.size)).sum::<u64>()
+    let planned: u64 = plan
+        .bursts
+        .iter()
+        .map(|b| {
+            let ordinal = slice.burst_base + b.burst_id;
+            slice.shard.share_of_burst(ordinal, u64::from(b.size))
+        })
+        .sum::<u64>()
         - remaining.map_or(0, |r| r.done.len() as u64);
     let counted = budget.failures.load(Ordering::Relaxed);
     let throttled = budget.throttled.load(Ordering::Relaxed);

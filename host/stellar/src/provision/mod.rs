@@ -82,8 +82,26 @@ impl Provisioned {
                 })
             }
             ProviderKind::Named(name) => {
-                Self::deploy_named(plan, name, run_id, run_dir, options).await
+                Self::deploy_named(plan, name, run_id, run_dir, options, None).await
             }
+        }
+    }
+
+    /// [`Provisioned::new`] for a prepared run whose functions must outlive this process:
+    /// with `running` (control URL, token), an adapter whose companion is the local runtime
+    /// deploys into that already running `stellar local serve` instead of starting one.
+    pub async fn new_detached(
+        plan: &Plan,
+        run_id: &str,
+        run_dir: &Path,
+        options: &AdapterOptions,
+        running: Option<(String, String)>,
+    ) -> anyhow::Result<Self> {
+        match &plan.provider {
+            ProviderKind::Named(name) => {
+                Self::deploy_named(plan, name, run_id, run_dir, options, running).await
+            }
+            ProviderKind::External { .. } => Self::new(plan, run_id, run_dir, options).await,
         }
     }
 
@@ -93,6 +111,7 @@ impl Provisioned {
         run_id: &str,
         run_dir: &Path,
         options: &AdapterOptions,
+        running: Option<(String, String)>,
     ) -> anyhow::Result<Self> {
         // Per-run scratch directory for the local runtime and the function artifacts, inside
         // the run directory so a killed run leaves nothing elsewhere (`--resume` and
@@ -108,7 +127,19 @@ impl Provisioned {
             companion,
             local,
             extra_endpoint_hosts,
-        } = adapter::open(plan, provider, options, work_dir.path()).await?;
+        } = match running {
+            None => adapter::open(plan, provider, options, work_dir.path()).await?,
+            Some((control_url, token)) => {
+                adapter::open_settings(
+                    &plan.settings.provider_settings,
+                    &plan.source_path,
+                    provider,
+                    options,
+                    adapter::Companionship::Running { control_url, token },
+                )
+                .await?
+            }
+        };
         let mut me = Self {
             endpoints: Vec::new(),
             measurement_function: true,
