@@ -236,10 +236,13 @@ async fn drive_all(
     show_progress: bool,
     segment: Segment,
 ) -> anyhow::Result<(Vec<SubAnalysis>, Vec<DriveReport>)> {
-    let client = Arc::new(TimedClient::new(
-        plan.settings.connection,
-        Duration::from_millis(plan.settings.request_timeout_ms),
-    ));
+    let client = Arc::new(
+        TimedClient::new(
+            plan.settings.connection,
+            Duration::from_millis(plan.settings.request_timeout_ms),
+        )
+        .with_grpc_timeout(Duration::from_millis(plan.settings.grpc_request_timeout_ms)),
+    );
     let clock = RunClock::start_now();
     let progress = Progress::new(show_progress);
     let mut resumed: Vec<Option<ResumedSub>> = match segment.progress {

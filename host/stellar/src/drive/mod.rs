@@ -8,6 +8,7 @@
 //! arrival process means). Planned and actual send instants are both recorded.
 
 pub mod client;
+mod grpc;
 mod row;
 mod stop;
 

@@ -95,6 +95,22 @@ pub(super) fn build(s: Sent<'_>, outcome: Result<Exchange, RequestFailure>) -> L
     if let Some(label) = header(&exchange, "x-stellar-start-label") {
         row.provider_label = truncate(label);
     }
+    if let Some(code) = exchange.grpc_status {
+        row.error_kind = if code == tonic::Code::ResourceExhausted {
+            ErrorKind::Throttled
+        } else {
+            ErrorKind::GrpcStatus
+        }
+        .as_str()
+        .to_owned();
+        row.error = truncate(&format!(
+            "gRPC status {} {:?}: {}",
+            code as i32,
+            code,
+            String::from_utf8_lossy(&exchange.body)
+        ));
+        return row;
+    }
     if exchange.status != 200 {
         let kind = if is_throttling(&exchange) {
             row.retry_after_s = header(&exchange, "retry-after").and_then(retry_after_seconds);
