@@ -150,7 +150,7 @@ impl Ran {
     }
 }
 
-pub(crate) fn run_local(stellar: serde_json::Value, sub: serde_json::Value) -> Ran {
+fn run_local(stellar: serde_json::Value, sub: serde_json::Value) -> Ran {
     let out = tempfile::tempdir().unwrap();
     let experiment = out.path().join("grpc.json");
     let file = serde_json::json!({
@@ -245,7 +245,9 @@ fn grpc_bursts_on_the_local_provider_are_labelled_like_http() {
         assert_eq!(r.cold, Some(true));
         assert_eq!(r.cold_label, Some(true));
         assert!(
-            grpc.instances.iter().any(|i| i["Instance ID"] == r.instance_id),
+            grpc.instances
+                .iter()
+                .any(|i| i["Instance ID"] == r.instance_id),
             "{} not in instances.csv",
             r.instance_id
         );
@@ -279,7 +281,12 @@ fn grpc_reuse_mode_keeps_connections_and_warm_instances() {
     );
     assert!(ran.output.status.success(), "{}", ran.log());
     let labels: Vec<&str> = ran.rows.iter().map(|r| r.start_label.as_str()).collect();
-    assert_eq!(labels, ["cold-natural", "warm", "warm", "warm"], "{}", ran.log());
+    assert_eq!(
+        labels,
+        ["cold-natural", "warm", "warm", "warm"],
+        "{}",
+        ran.log()
+    );
     assert!(ran.rows[0].connect_ms.is_some());
     assert!(
         ran.rows[1..].iter().all(|r| r.connect_ms.is_none()),
@@ -304,11 +311,16 @@ fn a_grpc_status_error_is_a_row_with_its_code_and_spends_the_failure_budget() {
         }),
     );
     assert_eq!(ran.output.status.code(), Some(2), "{}", ran.log());
-    assert!(ran.rows.len() >= 3 && ran.rows.len() < 10, "{:#?}", ran.rows);
+    assert!(
+        ran.rows.len() >= 3 && ran.rows.len() < 10,
+        "{:#?}",
+        ran.rows
+    );
     for r in &ran.rows {
         assert_eq!(r.error_kind, "grpc-status", "{r:#?}");
         assert!(
-            r.error.starts_with("gRPC status 14 Unavailable: injected fault: status 503"),
+            r.error
+                .starts_with("gRPC status 14 Unavailable: injected fault: status 503"),
             "{r:#?}"
         );
         // The call completed, so it is timed like any answered request.

@@ -16,6 +16,7 @@ mod cold_labels;
 mod contract;
 mod faults;
 mod gcr;
+mod grpc;
 mod interrupt;
 mod lambda_watch;
 mod oci;

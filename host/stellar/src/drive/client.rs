@@ -236,10 +236,16 @@ impl TimedClient {
     pub async fn get(&self, target: &Target, sent: Instant) -> Result<Exchange, RequestFailure> {
         let (timeout, outcome) = if target.is_grpc() {
             let call = super::grpc::exchange(&self.grpc_pool, self.mode, target, sent);
-            (self.grpc_timeout, tokio::time::timeout(self.grpc_timeout, call).await)
+            (
+                self.grpc_timeout,
+                tokio::time::timeout(self.grpc_timeout, call).await,
+            )
         } else {
             let exchange = self.exchange(target, sent);
-            (self.timeout, tokio::time::timeout(self.timeout, exchange).await)
+            (
+                self.timeout,
+                tokio::time::timeout(self.timeout, exchange).await,
+            )
         };
         outcome.unwrap_or(Err(RequestFailure::Timeout(timeout)))
     }

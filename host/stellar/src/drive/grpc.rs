@@ -150,7 +150,9 @@ async fn connect(target: &Target) -> Result<Sender, RequestFailure> {
     }
     let tcp = TcpStream::connect((target.host(), target.port()))
         .await
-        .map_err(|e| RequestFailure::Connect(format!("{}:{}: {e}", target.host(), target.port())))?;
+        .map_err(|e| {
+            RequestFailure::Connect(format!("{}:{}: {e}", target.host(), target.port()))
+        })?;
     let _ = tcp.set_nodelay(true);
     let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
         .await
@@ -217,6 +219,9 @@ mod tests {
         );
         assert_eq!(r.data_transfer_chain_ids, "[]");
         let bad = chain_request("SpinMs=x");
-        assert_eq!((bad.stellar_query.as_str(), bad.increment_limit.as_str()), ("SpinMs=x", ""));
+        assert_eq!(
+            (bad.stellar_query.as_str(), bad.increment_limit.as_str()),
+            ("SpinMs=x", "")
+        );
     }
 }
