@@ -26,3 +26,4 @@ mod registry;
 mod run_local;
 mod support;
 mod third_party;
+mod vhive;

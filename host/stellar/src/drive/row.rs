@@ -220,6 +220,15 @@ mod tests {
     use std::time::Duration;
 
     fn reply(status: u16, headers: &[(&'static str, &str)], body: &str) -> LatencyRow {
+        reply_with(status, headers, body, None)
+    }
+
+    fn reply_with(
+        status: u16,
+        headers: &[(&'static str, &str)],
+        body: &str,
+        grpc_status: Option<tonic::Code>,
+    ) -> LatencyRow {
         let mut map = http::HeaderMap::new();
         for (name, value) in headers {
             map.insert(*name, value.parse().unwrap());
@@ -233,6 +242,7 @@ mod tests {
             headers: map,
             body: bytes::Bytes::copy_from_slice(body.as_bytes()),
             body_len: body.len() as u64,
+            grpc_status,
         };
         let burst = PlannedBurst {
             burst_id: 0,
@@ -257,6 +267,16 @@ mod tests {
             },
             Ok(exchange),
         )
+    }
+
+    #[test]
+    fn a_grpc_status_is_an_error_row_naming_the_code() {
+        let row = reply_with(200, &[], "no spin today", Some(tonic::Code::Unavailable));
+        assert_eq!(row.error_kind, "grpc-status");
+        assert_eq!(row.error, "gRPC status 14 Unavailable: no spin today");
+        assert!(row.client_latency_ms.is_some());
+        let row = reply_with(200, &[], "slow down", Some(tonic::Code::ResourceExhausted));
+        assert_eq!(row.error_kind, "throttled");
     }
 
     #[test]
