@@ -327,3 +327,31 @@ fn a_grpc_status_error_is_a_row_with_its_code_and_spends_the_failure_budget() {
         assert!(r.client_latency_ms.is_some());
     }
 }
+
+#[test]
+fn a_gateway_429_to_a_grpc_call_is_a_throttled_row() {
+    // One instance at most: the rest of a burst of 3 is refused by the local gateway with an
+    // HTTP 429 (not a gRPC answer), which is `throttled` with its Retry-After, as for HTTP.
+    let ran = run_local(
+        serde_json::json!({
+            "Seed": 2, "MaxFailures": 100,
+            "Local": {"Protocol": "grpc", "MaxInstances": 1},
+        }),
+        serde_json::json!({
+            "Title": "capped", "Bursts": 1, "BurstSizes": [3], "IATSeconds": 1,
+            "IATType": "deterministic", "DesiredServiceTimes": ["300ms"],
+        }),
+    );
+    assert!(ran.output.status.success(), "{}", ran.log());
+    let throttled: Vec<&LatencyRow> = ran
+        .rows
+        .iter()
+        .filter(|r| r.error_kind == "throttled")
+        .collect();
+    assert_eq!(throttled.len(), 2, "{:#?}", ran.rows);
+    for r in throttled {
+        assert_eq!(r.http_status, Some(429), "{r:#?}");
+        assert_eq!(r.retry_after_s, Some(1.0), "{r:#?}");
+    }
+    assert_eq!(ran.rows.iter().filter(|r| r.is_ok()).count(), 1);
+}

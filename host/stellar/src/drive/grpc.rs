@@ -18,13 +18,14 @@
 //! headers (the local gateway's `x-stellar-*` ground truth). `Client Latency` runs from
 //! the actual send to the whole reply (a unary reply is one message; STeLLAR timed the same
 //! span); `Time To Headers` excludes the connection set-up. A non-OK status the server sent
-//! is a row with its code in the `Error` column ([`Exchange::grpc_status`]); a broken
+//! is a row with its code in the `Error` column ([`Exchange::grpc_status`]); an answer that is
+//! not gRPC at all (a gateway's 429 or 502) is an HTTP status row as for HTTP; a broken
 //! connection is a `protocol` / `connection-reset` failure as for HTTP.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -67,7 +68,12 @@ pub(super) async fn exchange(
     let path: http::uri::PathAndQuery = format!("{}{INVOKE_NEXT_PATH}", target.path_prefix())
         .parse()
         .map_err(|e| RequestFailure::Protocol(format!("bad gRPC path: {e}")))?;
-    let mut client = tonic::client::Grpc::with_origin(H2(sender.clone()), origin);
+    let http_answer = Arc::new(Mutex::new(None));
+    let service = H2 {
+        sender: sender.clone(),
+        http_answer: Arc::clone(&http_answer),
+    };
+    let mut client = tonic::client::Grpc::with_origin(service, origin);
     client
         .ready()
         .await
@@ -94,6 +100,22 @@ pub(super) async fn exchange(
                 pool.give_back(target, sender);
             }
             let message = status.message().to_owned();
+            // Not a gRPC answer at all (a gateway's 429 or 502): an HTTP status row, exactly
+            // as for HTTP endpoints (throttling and `Retry-After` included).
+            if let Some((http_status, headers)) = http_answer.lock().ok().and_then(|mut a| a.take())
+            {
+                return Ok(Exchange {
+                    connect,
+                    to_headers: done - sent,
+                    after_connect_to_headers: done - ready,
+                    to_end: done - sent,
+                    status: http_status,
+                    headers,
+                    body_len: message.len() as u64,
+                    body: Bytes::from(message),
+                    grpc_status: None,
+                });
+            }
             return Ok(Exchange {
                 connect,
                 to_headers: done - sent,
@@ -187,8 +209,16 @@ impl GrpcPool {
     }
 }
 
-/// hyper's HTTP/2 sender as the tower service tonic's client drives.
-struct H2(Sender);
+/// An HTTP status and headers of a response that was not a gRPC one.
+type HttpAnswer = Arc<Mutex<Option<(u16, http::HeaderMap)>>>;
+
+/// hyper's HTTP/2 sender as the tower service tonic's client drives; it notes a response that
+/// is not gRPC (status other than 200 without a `grpc-status`), which tonic only reports as a
+/// code mapped from the HTTP status.
+struct H2 {
+    sender: Sender,
+    http_answer: HttpAnswer,
+}
 
 impl tower_service::Service<http::Request<tonic::body::Body>> for H2 {
     type Response = http::Response<hyper::body::Incoming>;
@@ -196,11 +226,22 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for H2 {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
-        self.0.poll_ready(cx)
+        self.sender.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        Box::pin(self.0.send_request(request))
+        let response = self.sender.send_request(request);
+        let http_answer = Arc::clone(&self.http_answer);
+        Box::pin(async move {
+            let response = response.await?;
+            if response.status() != http::StatusCode::OK
+                && !response.headers().contains_key("grpc-status")
+                && let Ok(mut answer) = http_answer.lock()
+            {
+                *answer = Some((response.status().as_u16(), response.headers().clone()));
+            }
+            Ok(response)
+        })
     }
 }
 

@@ -238,11 +238,18 @@ pub fn describe_in_words(info: &ProviderInfo, origin: &str, first_party: bool) -
         "  may call:             {}",
         list_or_none(&info.allowed_hosts)
     );
-    let _ = writeln!(
-        text,
-        "  timed requests go to: {}",
+    let from_files: Vec<&str> = info
+        .options
+        .iter()
+        .filter(|o| matches!(o.value_type, OptionType::EndpointsFile))
+        .map(|o| o.name.as_str())
+        .collect();
+    let endpoint_hosts = if from_files.is_empty() || !info.endpoint_hosts.is_empty() {
         list_or_none(&info.endpoint_hosts)
-    );
+    } else {
+        format!("the hosts written in the file of {}", from_files.join(", "))
+    };
+    let _ = writeln!(text, "  timed requests go to: {endpoint_hosts}");
     let artifacts: Vec<&str> = info.artifacts.iter().map(|k| artifact_words(*k)).collect();
     let _ = writeln!(text, "  deploys:              {}", artifacts.join("; or "));
     if info.credentials.is_empty() {
