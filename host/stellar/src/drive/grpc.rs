@@ -147,18 +147,20 @@ pub(super) async fn exchange(
 }
 
 /// The request for a measurement query: the whole query in `stellarQuery`, STeLLAR's fields
-/// from it (a query that does not parse is still sent whole: the function answers it).
+/// from it, with STeLLAR's values when the query has none (`0`, `0`, `[]`: STeLLAR's Go
+/// functions exit on a number field they cannot parse, an empty one included). A query that
+/// does not parse is still sent whole: the function answers it.
 fn chain_request(query: &str) -> InvokeChainRequest {
     let mut request = InvokeChainRequest {
         stellar_query: query.to_owned(),
         ..Default::default()
     };
-    if let Ok(inv) = stellar_measure::Invocation::from_query(query)
-        && !query.is_empty()
-    {
+    if let Ok(inv) = stellar_measure::Invocation::from_query(query) {
         request.increment_limit = inv.increment_limit.to_string();
         request.payload_length_bytes = inv.payload_length_bytes.to_string();
-        request.data_transfer_chain_ids = inv.data_transfer_chain_ids.unwrap_or_default();
+        request.data_transfer_chain_ids = inv
+            .data_transfer_chain_ids
+            .unwrap_or_else(|| "[]".to_owned());
     }
     request
 }
@@ -259,6 +261,15 @@ mod tests {
             ("5", "7")
         );
         assert_eq!(r.data_transfer_chain_ids, "[]");
+        let none = chain_request("");
+        assert_eq!(
+            (
+                none.increment_limit.as_str(),
+                none.payload_length_bytes.as_str(),
+                none.data_transfer_chain_ids.as_str()
+            ),
+            ("0", "0", "[]")
+        );
         let bad = chain_request("SpinMs=x");
         assert_eq!(
             (bad.stellar_query.as_str(), bad.increment_limit.as_str()),
