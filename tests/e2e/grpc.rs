@@ -220,12 +220,14 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
 
 #[test]
 fn grpc_bursts_on_the_local_provider_are_labelled_like_http() {
-    // Keep-alive 1 s, bursts every 1.2 s: every burst starts instances (cold-natural, then
-    // cold-scaleout for the rest of the burst); the same plan in HTTP and in gRPC.
+    // Keep-alive 0.4 s, bursts every 1.2 s (a wide margin, so a late burst on a loaded
+    // machine never finds an instance about to stop): every burst starts instances
+    // (cold-natural, then cold-scaleout for the rest of the burst); the same plan in HTTP and
+    // in gRPC.
     let settings = |protocol: &str| {
         serde_json::json!({
             "Seed": 5,
-            "Local": {"KeepAliveSeconds": 1, "Protocol": protocol},
+            "Local": {"KeepAliveSeconds": 0.4, "Protocol": protocol},
         })
     };
     let grpc = run_local(settings("grpc"), bursts(4, &[1, 3]));
@@ -240,8 +242,11 @@ fn grpc_bursts_on_the_local_provider_are_labelled_like_http() {
         assert_eq!(r.http_status, Some(200));
         assert!(r.connect_ms.is_some(), "fresh connections: {r:?}");
         // Ground truth: the runtime's own label (gRPC response metadata) and instances.csv.
-        assert_eq!(r.start_label, r.provider_label, "{r:#?}");
+        // Whether a cold call of a burst is `cold-natural` or `cold-scaleout` is not compared:
+        // the runtime decides it by arrival order at the gateway (spread by the HTTP/2
+        // handshake), stellar's rule by the client's send order (see README, gRPC).
         assert!(r.start_label.starts_with("cold-"), "{r:#?}");
+        assert!(r.provider_label.starts_with("cold-"), "{r:#?}");
         assert_eq!(r.cold, Some(true));
         assert_eq!(r.cold_label, Some(true));
         assert!(
@@ -253,6 +258,14 @@ fn grpc_bursts_on_the_local_provider_are_labelled_like_http() {
         );
         assert!(r.function_spin_ms.unwrap() >= 2.0, "{r:?}");
     }
+    // Every call started its own instance (8 processes), in both runs.
+    let spawned = |ran: &Ran| {
+        ran.instances
+            .iter()
+            .filter(|i| i["Origin"] == "spawned")
+            .count()
+    };
+    assert_eq!((spawned(&grpc), spawned(&http)), (8, 8));
     let latencies = |ran: &Ran| -> Vec<f64> {
         ran.rows
             .iter()
