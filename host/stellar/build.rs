@@ -48,6 +48,7 @@ fn main() {
         ("STELLAR_PLUGIN_AZURE_WASM", "stellar_plugin_azure.wasm"),
         ("STELLAR_PLUGIN_ALIYUN_WASM", "stellar_plugin_aliyun.wasm"),
         ("STELLAR_PLUGIN_GCR_WASM", "stellar_plugin_gcr.wasm"),
+        ("STELLAR_PLUGIN_VHIVE_WASM", "stellar_plugin_vhive.wasm"),
         ("STELLAR_PLUGIN_HOSTILE_WASM", "stellar_plugin_hostile.wasm"),
         (
             "STELLAR_PLUGIN_STUCK_DESCRIBE_WASM",

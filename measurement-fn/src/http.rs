@@ -200,7 +200,7 @@ async fn serve_request_with_faults(
 }
 
 /// Errors that concern one pending connection, not the listener.
-fn is_transient(e: &io::Error) -> bool {
+pub(crate) fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionAborted
@@ -339,9 +339,9 @@ async fn respond_to(
 }
 
 /// Ends an invocation counted at receipt when dropped.
-struct EndOnDrop {
-    instance: &'static crate::Instance,
-    seq: crate::instance::InvocationSeq,
+pub(crate) struct EndOnDrop {
+    pub(crate) instance: &'static crate::Instance,
+    pub(crate) seq: crate::instance::InvocationSeq,
 }
 
 impl Drop for EndOnDrop {

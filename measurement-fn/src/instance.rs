@@ -198,14 +198,21 @@ pub fn platform_id_from_env(env: impl Fn(&str) -> Option<String>) -> Option<Stri
 
 impl Instance {
     /// A new identity named by the platform where it names instances (Azure's container,
-    /// else the first non-empty [`INSTANCE_ID_ENV_VARS`], else Cloud Run's metadata server),
+    /// else Knative's pod name, else the first non-empty [`INSTANCE_ID_ENV_VARS`], else Cloud
+    /// Run's metadata server, which is not asked on Knative),
     /// else a random id. The platform instance id is the first of
     /// [`PLATFORM_INSTANCE_ENV_VARS`], else Cloud Run's instance id (it names the container
     /// instance, so a process restarted in it keeps it).
     #[must_use]
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Self {
-        let cloud_run_id = crate::cloud_run::instance_id_from_env(&env);
+        let knative_id = crate::knative::instance_id_from_env(&env);
+        let cloud_run_id = if crate::knative::on_knative(&env) {
+            None
+        } else {
+            crate::cloud_run::instance_id_from_env(&env)
+        };
         let id = crate::azure::instance_id_from_env(&env)
+            .or_else(|| knative_id.clone())
             .or_else(|| {
                 INSTANCE_ID_ENV_VARS.iter().find_map(|var| {
                     env(var)
@@ -215,7 +222,7 @@ impl Instance {
             })
             .or_else(|| cloud_run_id.clone())
             .unwrap_or_else(crate::random_hex_id);
-        let platform_id = platform_id_from_env(&env).or(cloud_run_id);
+        let platform_id = platform_id_from_env(&env).or(knative_id).or(cloud_run_id);
         Self::with_id(id, crate::unix_ns_now()).with_platform_id(platform_id)
     }
 }

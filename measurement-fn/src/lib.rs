@@ -86,6 +86,10 @@
 //! - [`cloud_run`]: the Cloud Run instance id from the metadata server.
 //! - [`ready`]: the `STELLAR-READY` line, written by entry points and parsed by the host.
 //! - [`http`] (feature `http-server`): the hyper server used by `stellar-measure-http`.
+//! - [`chain_proto`]: STeLLAR's `chainfunction.proto` messages (hand-written prost derives).
+//! - [`grpc`] (feature `http-server`): the gRPC flavour (`STELLAR_PROTOCOL=grpc`): STeLLAR's
+//!   `ProducerConsumer.InvokeNext` over h2c, the JSON reply in `stellarReply`.
+//! - [`knative`]: the instance id on Knative (vHive): the pod's `HOSTNAME`.
 //! - `lambda` (feature `lambda`): the Lambda event handler used by `stellar-measure-lambda`
 //!   (function-URL / API Gateway v2 events and Direct Invoke; see that module for the reply
 //!   shapes). It runs under AWS Lambda or `cargo lambda watch`, needs no READY line, and takes
@@ -94,12 +98,16 @@
 #![deny(missing_docs)]
 
 pub mod azure;
+pub mod chain_proto;
 pub mod cloud_run;
 pub mod facts;
 pub mod fault;
 #[cfg(feature = "http-server")]
+pub mod grpc;
+#[cfg(feature = "http-server")]
 pub mod http;
 pub mod instance;
+pub mod knative;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod ready;

@@ -56,4 +56,4 @@ pub use plan::{
 };
 pub use raw::*;
 pub use schedule::PlannedBurst;
-pub use settings::{Architecture, ConnectionMode, LocalSettings, Settings};
+pub use settings::{Architecture, ConnectionMode, FunctionProtocol, LocalSettings, Settings};

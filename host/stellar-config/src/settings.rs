@@ -39,6 +39,9 @@ use crate::json_path::JsonPath;
 
 /// Default `RequestTimeoutSeconds`: STeLLAR's 15-minute HTTP client timeout.
 pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: f64 = 900.0;
+/// Default `GrpcRequestTimeoutSeconds`: STeLLAR's gRPC client timeout (3 minutes,
+/// `benchgrpc/execute.go`: "15 minutes are not practical for vHive").
+pub const DEFAULT_GRPC_REQUEST_TIMEOUT_SECONDS: f64 = 180.0;
 /// Default `OutputDir`.
 pub const DEFAULT_OUTPUT_DIR: &str = "results";
 /// Default `ColdThresholdMs`: STeLLAR's default cold/warm split for its bar plot.
@@ -74,6 +77,9 @@ pub struct StellarConfig {
     /// Timeout of one timed request, in seconds (default 900 = STeLLAR's 15 minutes).
     #[serde(default = "default_request_timeout_seconds")]
     pub request_timeout_seconds: f64,
+    /// Timeout of one timed gRPC call, in seconds (default 180 = STeLLAR's gRPC timeout).
+    #[serde(default = "default_grpc_request_timeout_seconds")]
+    pub grpc_request_timeout_seconds: f64,
     /// `"fresh"` (default): a new TCP/TLS connection per request, with the connect time
     /// recorded apart from the latency; `"reuse"`: a keep-alive connection pool;
     /// `"preconnect"`: a new connection per request, opened before its burst is due.
@@ -170,6 +176,10 @@ pub struct LocalConfig {
     /// A crashed instance process is restarted in the same instance slot (default false).
     #[serde(default)]
     pub restart_on_crash: bool,
+    /// What the local functions speak: `http` (default) or `grpc` (STeLLAR's
+    /// `ProducerConsumer.InvokeNext` over h2c, as on vHive).
+    #[serde(default)]
+    pub protocol: FunctionProtocol,
     /// Tests only: fault-injection query parameters (`Fault=crash&FaultEvery=2`, keys starting
     /// with `Fault`) appended to every timed request; local functions are started with
     /// `STELLAR_FAULTS=1` so they honour them (see `stellar_measure::fault`).
@@ -198,6 +208,12 @@ pub enum ConnectionMode {
 fn default_request_timeout_seconds() -> f64 {
     DEFAULT_REQUEST_TIMEOUT_SECONDS
 }
+fn default_grpc_request_timeout_seconds() -> f64 {
+    DEFAULT_GRPC_REQUEST_TIMEOUT_SECONDS
+}
+fn default_grpc_request_timeout_ms() -> u64 {
+    seconds_to_ms(DEFAULT_GRPC_REQUEST_TIMEOUT_SECONDS)
+}
 fn default_output_dir() -> String {
     DEFAULT_OUTPUT_DIR.to_owned()
 }
@@ -225,6 +241,7 @@ impl Default for StellarConfig {
         Self {
             seed: None,
             request_timeout_seconds: DEFAULT_REQUEST_TIMEOUT_SECONDS,
+            grpc_request_timeout_seconds: DEFAULT_GRPC_REQUEST_TIMEOUT_SECONDS,
             connection: ConnectionMode::default(),
             max_failures: None,
             max_throttled: None,
@@ -248,10 +265,22 @@ impl Default for LocalConfig {
             instance_concurrency: DEFAULT_INSTANCE_CONCURRENCY,
             min_instances: 0,
             restart_on_crash: false,
+            protocol: FunctionProtocol::Http,
             fault_query: None,
             fault_ready_delay_ms: None,
         }
     }
+}
+
+/// The protocol of the measurement function (`Local.Protocol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", expecting = "\"http\" or \"grpc\"")]
+pub enum FunctionProtocol {
+    /// HTTP/1.1, the JSON reply.
+    #[default]
+    Http,
+    /// gRPC over h2c (`measurement-fn/proto/chainfunction.proto`).
+    Grpc,
 }
 
 /// The resolved `"Stellar"` settings (defaults applied, durations in ms). The seed is not here
@@ -260,6 +289,9 @@ impl Default for LocalConfig {
 pub struct Settings {
     /// Timeout of one timed request.
     pub request_timeout_ms: u64,
+    /// Timeout of one timed gRPC call (plans written before gRPC existed: the default).
+    #[serde(default = "default_grpc_request_timeout_ms")]
+    pub grpc_request_timeout_ms: u64,
     /// How timed requests use connections.
     pub connection: ConnectionMode,
     /// Explicit failure budget per sub-experiment; `None` = STeLLAR's rule (each
@@ -303,6 +335,9 @@ pub struct LocalSettings {
     /// Restart a crashed instance process in its slot.
     #[serde(default)]
     pub restart_on_crash: bool,
+    /// What the local functions speak.
+    #[serde(default)]
+    pub protocol: FunctionProtocol,
     /// Tests only: fault-injection query appended to every timed request (`Local.FaultQuery`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault_query: Option<String>,
@@ -367,6 +402,14 @@ impl Settings {
         if !(timeout.is_finite() && timeout > 0.0 && timeout <= MAX_SETTING_SECONDS) {
             return Err(Issue::new(
                 base.key("RequestTimeoutSeconds"),
+                format!("must be more than 0 and at most {MAX_SETTING_SECONDS} seconds"),
+            ));
+        }
+        let grpc_timeout = raw.grpc_request_timeout_seconds;
+        if !(grpc_timeout.is_finite() && grpc_timeout > 0.0 && grpc_timeout <= MAX_SETTING_SECONDS)
+        {
+            return Err(Issue::new(
+                base.key("GrpcRequestTimeoutSeconds"),
                 format!("must be more than 0 and at most {MAX_SETTING_SECONDS} seconds"),
             ));
         }
@@ -457,6 +500,7 @@ impl Settings {
         };
         Ok(Self {
             request_timeout_ms: seconds_to_ms(timeout),
+            grpc_request_timeout_ms: seconds_to_ms(grpc_timeout),
             connection: raw.connection,
             max_failures: raw.max_failures,
             max_throttled: raw.max_throttled,
@@ -472,6 +516,7 @@ impl Settings {
                 instance_concurrency: local.instance_concurrency,
                 min_instances: local.min_instances,
                 restart_on_crash: local.restart_on_crash,
+                protocol: local.protocol,
                 fault_query: local.fault_query.clone(),
                 fault_ready_delay_ms: local.fault_ready_delay_ms,
             },
@@ -499,6 +544,7 @@ mod tests {
             settings,
             Settings {
                 request_timeout_ms: 900_000,
+                grpc_request_timeout_ms: 180_000,
                 connection: ConnectionMode::Fresh,
                 max_failures: None,
                 max_throttled: None,
@@ -512,6 +558,7 @@ mod tests {
                     instance_concurrency: 1,
                     min_instances: 0,
                     restart_on_crash: false,
+                    protocol: FunctionProtocol::Http,
                     fault_query: None,
                     fault_ready_delay_ms: None,
                 },

@@ -1,5 +1,8 @@
 //! The gateway: `ANY /<name>[/rest][?query]` is forwarded to an instance of function `<name>`
-//! as `/<rest>[?query]`, and the response is streamed back with three extra headers:
+//! as `/<rest>[?query]`, and the response is streamed back with three extra headers. A gRPC
+//! call (h2c, `application/grpc`) to `/<name>/<package.Service>/<Method>` is forwarded the same
+//! way over HTTP/2 to a gRPC instance (`STELLAR_PROTOCOL=grpc`), trailers included; the
+//! headers below are then response metadata.
 //!
 //! - `x-stellar-instance-id`: the instance that answered;
 //! - `x-stellar-cold-start`: `true` iff this request caused that instance to be spawned;
@@ -73,6 +76,16 @@ fn split_path(path: &str) -> (&str, &str) {
     }
 }
 
+/// A gRPC call: HTTP/2 with an `application/grpc` content type (gRPC over HTTP/2, "Requests").
+fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.version() == Version::HTTP_2
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
 /// Removes hop-by-hop headers (RFC 9110 section 7.6.1), including those named by `Connection`.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
@@ -143,16 +156,27 @@ async fn forward(
     let uri: Uri = format!("http://127.0.0.1:{}{target}", info.port)
         .parse()
         .map_err(|e| ApiError::invalid(format!("bad request target {target:?}: {e}")))?;
+    let grpc = is_grpc(&req);
     let (parts, req_body) = req.into_parts();
     let mut upstream = Request::new(req_body);
     *upstream.method_mut() = parts.method;
     *upstream.uri_mut() = uri;
-    *upstream.version_mut() = Version::HTTP_11;
     *upstream.headers_mut() = parts.headers;
     strip_hop_by_hop(upstream.headers_mut());
+    let client = if grpc {
+        // gRPC needs HTTP/2 end to end, and `te: trailers` (the one TE value HTTP/2 allows).
+        *upstream.version_mut() = Version::HTTP_2;
+        upstream
+            .headers_mut()
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+        &shared.grpc_client
+    } else {
+        *upstream.version_mut() = Version::HTTP_11;
+        &shared.client
+    };
 
     let timeout = in_flight.timeout();
-    let response = tokio::time::timeout(timeout, shared.client.request(upstream)).await;
+    let response = tokio::time::timeout(timeout, client.request(upstream)).await;
     let response = match response {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => {

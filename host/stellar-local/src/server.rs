@@ -1,5 +1,6 @@
-//! The accept loop shared by the control API and the gateway: HTTP/1.1 with keep-alive, one
-//! task per connection, all of them owned by the loop's task so aborting it closes everything.
+//! The accept loop shared by the control API and the gateway: HTTP/1.1 with keep-alive (the
+//! gateway also h2c, for gRPC functions), one task per connection, all of them owned by the
+//! loop's task so aborting it closes everything.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -7,7 +8,8 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -55,10 +57,26 @@ async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, ro
             Ok::<_, Infallible>(res)
         }
     });
-    let served = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+    let served = match role {
+        Role::Control => {
+            http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+        }
+        // The gateway also takes h2c with prior knowledge: gRPC calls to gRPC functions.
+        Role::Gateway => {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new());
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(?role, "connection ended: {e}");
+            }
+            return;
+        }
+    };
     if let Err(e) = served {
         tracing::debug!(?role, "connection ended: {e}");
     }

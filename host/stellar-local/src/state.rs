@@ -79,6 +79,9 @@ pub(crate) struct Shared {
     /// Pooled HTTP/1 client towards instances; the pool is keyed by `127.0.0.1:<port>`, which
     /// makes it one keep-alive pool per instance.
     pub(crate) client: Client<HttpConnector, Incoming>,
+    /// HTTP/2 (prior knowledge) client towards gRPC instances (`STELLAR_PROTOCOL=grpc`): a
+    /// gRPC call arriving at the gateway is forwarded over h2c.
+    pub(crate) grpc_client: Client<HttpConnector, Incoming>,
     state: Mutex<State>,
 }
 
@@ -312,6 +315,14 @@ impl Shared {
             artifacts,
             ready_timeout,
             client,
+            grpc_client: {
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .http2_only(true)
+                    .pool_timer(hyper_util::rt::TokioTimer::new())
+                    .build(connector)
+            },
             state: Mutex::new(State::default()),
         }
     }

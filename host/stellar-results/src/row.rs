@@ -247,11 +247,14 @@ pub enum ErrorKind {
     BadResponse,
     /// The request was cancelled, e.g. by Ctrl-C.
     Aborted,
+    /// A gRPC call ended with a non-OK status (other than `RESOURCE_EXHAUSTED`, which is
+    /// `throttled`); the `Error` column names the code.
+    GrpcStatus,
 }
 
 impl ErrorKind {
     /// Every kind, in column-value order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Timeout,
         Self::Connect,
         Self::HttpStatus,
@@ -260,6 +263,7 @@ impl ErrorKind {
         Self::ConnectionReset,
         Self::BadResponse,
         Self::Aborted,
+        Self::GrpcStatus,
     ];
 
     /// The value written to the `Error Kind` column.
@@ -273,6 +277,7 @@ impl ErrorKind {
             Self::ConnectionReset => "connection-reset",
             Self::BadResponse => "bad-response",
             Self::Aborted => "aborted",
+            Self::GrpcStatus => "grpc-status",
         }
     }
 }

@@ -22,6 +22,10 @@ pub const ALIYUN_PLUGIN_WASM: &[u8] = include_bytes!(env!("STELLAR_PLUGIN_ALIYUN
 /// pushed to Artifact Registry.
 pub const GCR_PLUGIN_WASM: &[u8] = include_bytes!(env!("STELLAR_PLUGIN_GCR_WASM"));
 
+/// The `vhive` provider adapter (wasm component): vHive / Knative endpoints listed in
+/// STeLLAR's or vHive's endpoints file, called with gRPC.
+pub const VHIVE_PLUGIN_WASM: &[u8] = include_bytes!(env!("STELLAR_PLUGIN_VHIVE_WASM"));
+
 /// The native HTTP measurement function (release build for this machine).
 pub const MEASURE_HTTP_BIN: &[u8] = include_bytes!(env!("STELLAR_MEASURE_HTTP_BIN"));
 
@@ -54,7 +58,7 @@ impl FirstParty {
 }
 
 /// The first-party adapters, by provider name.
-pub const FIRST_PARTY: [FirstParty; 5] = [
+pub const FIRST_PARTY: [FirstParty; 6] = [
     FirstParty {
         name: "local",
         wasm: LOCAL_PLUGIN_WASM,
@@ -78,6 +82,11 @@ pub const FIRST_PARTY: [FirstParty; 5] = [
     FirstParty {
         name: "gcr",
         wasm: GCR_PLUGIN_WASM,
+        companion: Companion::None,
+    },
+    FirstParty {
+        name: "vhive",
+        wasm: VHIVE_PLUGIN_WASM,
         companion: Companion::None,
     },
 ];

@@ -259,10 +259,13 @@ pub(crate) async fn drive_all(
     show_progress: bool,
     segment: Segment,
 ) -> anyhow::Result<(Vec<Option<SubAnalysis>>, Vec<DriveReport>)> {
-    let client = Arc::new(TimedClient::new(
-        plan.settings.connection,
-        Duration::from_millis(plan.settings.request_timeout_ms),
-    ));
+    let client = Arc::new(
+        TimedClient::new(
+            plan.settings.connection,
+            Duration::from_millis(plan.settings.request_timeout_ms),
+        )
+        .with_grpc_timeout(Duration::from_millis(plan.settings.grpc_request_timeout_ms)),
+    );
     let clock = match &sending.anchor {
         Some((anchor, _)) => RunClock::anchored(anchor.instant, anchor.wall),
         None => RunClock::start_now(),

@@ -1,14 +1,15 @@
 //! `stellar-measure-http`: the plain-HTTP entry point of the measurement function.
 //!
 //! Thin by design: it reads the environment, creates the instance identity, binds, prints the
-//! `STELLAR-READY` line and hands the listener to [`stellar_measure::http::serve`]. The process
+//! `STELLAR-READY` line and hands the listener to [`stellar_measure::http::serve`] (or, with
+//! `STELLAR_PROTOCOL=grpc`, to the gRPC server [`stellar_measure::grpc::serve_with`]). The process
 //! contract (env vars, READY line, stdin-EOF and SIGTERM exit) is documented in the crate docs
 //! of `stellar_measure`.
 
 use anyhow::Context as _;
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
-use stellar_measure::{ReadySignal, facts, fault, http, instance};
+use stellar_measure::{ReadySignal, facts, fault, grpc, http, instance};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -33,6 +34,7 @@ fn run() -> anyhow::Result<()> {
     let port = http::port_from_env(env)?;
     let ip = http::listen_addr_from_env(env)?;
     let faults = fault::enabled(env);
+    let protocol = grpc::protocol_from_env(env)?;
     let ready_delay = fault::ready_delay(env)?;
     if env(http::EXIT_ON_STDIN_EOF_ENV).as_deref() == Some("1") {
         std::thread::Builder::new()
@@ -69,9 +71,11 @@ fn run() -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        http::serve_with(listener, shutdown, faults)
-            .await
-            .context("serving")
+        match protocol {
+            grpc::Protocol::Http => http::serve_with(listener, shutdown, faults).await,
+            grpc::Protocol::Grpc => grpc::serve_with(listener, shutdown, faults).await,
+        }
+        .context("serving")
     });
     // Do not wait for in-flight spins: the instance is being told to go away.
     runtime.shutdown_background();

@@ -29,12 +29,15 @@ use stellar_guest_sdk::{
 /// runtime), not by the user, so `describe` declares no options.
 const SETTINGS: [&str; 2] = ["control-url", "token"];
 /// Function-spec `options` keys this provider understands.
-const OPTIONS: [&str; 4] = [
+const OPTIONS: [&str; 5] = [
     "keep-alive-ms",
     "max-instances",
     "min-instances",
     "restart-on-crash",
+    "protocol",
 ];
+/// The measurement function's protocol variable (`stellar_measure::grpc::PROTOCOL_ENV`).
+const PROTOCOL_ENV: &str = "STELLAR_PROTOCOL";
 /// The only host the adapter may call: the runtime listens on loopback.
 const CONTROL_HOST: &str = "127.0.0.1";
 
@@ -147,6 +150,9 @@ struct Options {
     min_instances: Option<u32>,
     /// Restart a crashed process in its instance slot.
     restart_on_crash: Option<bool>,
+    /// The functions speak gRPC (`protocol=grpc`): started with `STELLAR_PROTOCOL=grpc`,
+    /// their endpoints are `grpc` ones.
+    grpc: bool,
 }
 
 impl Options {
@@ -167,6 +173,15 @@ impl Options {
             max_instances: settings.parse("max-instances").map_err(parse_error)?,
             min_instances: settings.parse("min-instances").map_err(parse_error)?,
             restart_on_crash: settings.parse("restart-on-crash").map_err(parse_error)?,
+            grpc: match settings.get("protocol") {
+                None | Some("http") => false,
+                Some("grpc") => true,
+                Some(other) => {
+                    return Err(ProviderError::Invalid(format!(
+                        "option `protocol`: expected http or grpc, got {other:?}"
+                    )));
+                }
+            },
         })
     }
 }
@@ -249,11 +264,15 @@ fn function_request<'a>(
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect()
     };
+    let mut env: BTreeMap<&str, &str> = map(&spec.env);
+    if options.grpc {
+        env.insert(PROTOCOL_ENV, "grpc");
+    }
     FunctionRequest {
         artifact_sha256,
         memory_mb: spec.memory_mb,
         timeout_s: spec.timeout_s,
-        env: map(&spec.env),
+        env,
         tags: map(&spec.tags),
         instance_concurrency: (spec.instance_concurrency != 0).then_some(spec.instance_concurrency),
         keep_alive_ms: options.keep_alive_ms,
@@ -288,6 +307,9 @@ fn put_function(name: &str, spec: &FunctionSpec, is_update: bool) -> ProviderRes
     log::info(format!("function `{}` serves {}", info.name, info.url));
     let mut endpoint = info.into_endpoint();
     endpoint.meta = vec![("artifact-sha256".to_string(), sha)];
+    if options.grpc {
+        endpoint.protocol = Protocol::Grpc;
+    }
     Ok(endpoint)
 }
 

@@ -34,6 +34,8 @@ pub struct Target {
     port: u16,
     authority: String,
     path_and_query: String,
+    /// The endpoint speaks gRPC (its adapter said `protocol: grpc`): see [`super::grpc`].
+    grpc: bool,
 }
 
 impl Target {
@@ -63,7 +65,41 @@ impl Target {
                 .path_and_query()
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_else(|| "/".into()),
+            grpc: false,
         })
+    }
+
+    /// The same target, called with gRPC ([`super::grpc`]) instead of HTTP.
+    pub fn with_grpc(mut self) -> Self {
+        self.grpc = true;
+        self
+    }
+
+    /// Whether requests to this target are gRPC calls.
+    pub fn is_grpc(&self) -> bool {
+        self.grpc
+    }
+
+    pub(super) fn is_https(&self) -> bool {
+        self.https
+    }
+
+    pub(super) fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// The URL's path without the query and without a trailing `/` (`""` for `/`).
+    pub(super) fn path_prefix(&self) -> &str {
+        let path = self
+            .path_and_query
+            .split_once('?')
+            .map_or(self.path_and_query.as_str(), |(p, _)| p);
+        path.trim_end_matches('/')
+    }
+
+    /// The query string (without `?`), `""` when there is none.
+    pub(super) fn query(&self) -> &str {
+        self.path_and_query.split_once('?').map_or("", |(_, q)| q)
     }
 
     /// The same target with `query` appended (`query` without the leading `?`).
@@ -89,7 +125,7 @@ impl Target {
         self.port
     }
 
-    fn pool_key(&self) -> String {
+    pub(super) fn pool_key(&self) -> String {
         format!(
             "{}://{}:{}",
             if self.https { "https" } else { "http" },
@@ -114,6 +150,8 @@ pub struct Exchange {
     pub headers: http::HeaderMap,
     pub body: Bytes,
     pub body_len: u64,
+    /// gRPC calls only: the non-OK status the server answered (its message is the body).
+    pub grpc_status: Option<tonic::Code>,
 }
 
 /// Why a request produced no response.
@@ -156,6 +194,8 @@ pub struct TimedClient {
     timeout: Duration,
     tls: tokio_rustls::TlsConnector,
     pool: Mutex<HashMap<String, Vec<SendRequest<Empty<Bytes>>>>>,
+    grpc_timeout: Duration,
+    grpc_pool: super::grpc::GrpcPool,
 }
 
 impl TimedClient {
@@ -184,7 +224,16 @@ impl TimedClient {
             timeout,
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             pool: Mutex::new(HashMap::new()),
+            grpc_timeout: timeout,
+            grpc_pool: super::grpc::GrpcPool::default(),
         }
+    }
+
+    /// The timeout of gRPC calls (`Stellar.GrpcRequestTimeoutSeconds`; without this, the
+    /// HTTP timeout).
+    pub fn with_grpc_timeout(mut self, timeout: Duration) -> Self {
+        self.grpc_timeout = timeout;
+        self
     }
 
     pub fn mode(&self) -> ConnectionMode {
@@ -207,16 +256,28 @@ impl TimedClient {
 
     /// Sends a GET to `target`, on `prepared` when given. `sent` is taken by the caller right
     /// before this call and is the origin of every duration in the result.
+    /// A gRPC target gets a unary `InvokeNext` call instead ([`super::grpc`]), timed alike; its
+    /// connections are never opened ahead (the driver prepares none for it).
     pub async fn get(
         &self,
         target: &Target,
         sent: Instant,
         prepared: Option<Prepared>,
     ) -> Result<Exchange, RequestFailure> {
-        match tokio::time::timeout(self.timeout, self.exchange(target, sent, prepared)).await {
-            Ok(r) => r,
-            Err(_) => Err(RequestFailure::Timeout(self.timeout)),
-        }
+        let (timeout, outcome) = if target.is_grpc() {
+            let call = super::grpc::exchange(&self.grpc_pool, self.mode, target, sent);
+            (
+                self.grpc_timeout,
+                tokio::time::timeout(self.grpc_timeout, call).await,
+            )
+        } else {
+            let exchange = self.exchange(target, sent, prepared);
+            (
+                self.timeout,
+                tokio::time::timeout(self.timeout, exchange).await,
+            )
+        };
+        outcome.unwrap_or(Err(RequestFailure::Timeout(timeout)))
     }
 
     async fn exchange(
@@ -279,6 +340,7 @@ impl TimedClient {
             headers: parts.headers,
             body: Bytes::from(kept),
             body_len,
+            grpc_status: None,
         })
     }
 
@@ -341,7 +403,7 @@ where
 }
 
 /// A failure on an open connection: a reset by the peer, else a protocol error.
-fn exchange_failure(e: &(dyn std::error::Error + 'static)) -> RequestFailure {
+pub(super) fn exchange_failure(e: &(dyn std::error::Error + 'static)) -> RequestFailure {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>()
@@ -354,7 +416,7 @@ fn exchange_failure(e: &(dyn std::error::Error + 'static)) -> RequestFailure {
     RequestFailure::Protocol(error_chain(e))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(inner) = cur {

@@ -10,6 +10,7 @@
 //! and their rows go to the row channel.
 
 pub mod client;
+mod grpc;
 pub mod pacer;
 mod row;
 mod stop;
@@ -243,6 +244,10 @@ pub async fn drive_sub_experiment(
         let todo = (first..first + u64::from(burst.size))
             .filter(|&i| slice.owns(burst.burst_id, i - first) && !is_done(i));
         if !release {
+            if ctx.target.is_grpc() {
+                // gRPC calls open their own connections at the due instant (see `client`).
+                continue;
+            }
             let opened = todo.map(|_| client.prepare(&ctx.target)).collect();
             ready.insert(index, opened);
             continue;

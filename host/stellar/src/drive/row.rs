@@ -95,6 +95,22 @@ pub(super) fn build(s: Sent<'_>, outcome: Result<Exchange, RequestFailure>) -> L
     if let Some(label) = header(&exchange, "x-stellar-start-label") {
         row.provider_label = truncate(label);
     }
+    if let Some(code) = exchange.grpc_status {
+        row.error_kind = if code == tonic::Code::ResourceExhausted {
+            ErrorKind::Throttled
+        } else {
+            ErrorKind::GrpcStatus
+        }
+        .as_str()
+        .to_owned();
+        row.error = truncate(&format!(
+            "gRPC status {} {:?}: {}",
+            code as i32,
+            code,
+            String::from_utf8_lossy(&exchange.body)
+        ));
+        return row;
+    }
     if exchange.status != 200 {
         let kind = if is_throttling(&exchange) {
             row.retry_after_s = header(&exchange, "retry-after").and_then(retry_after_seconds);
@@ -204,6 +220,15 @@ mod tests {
     use std::time::Duration;
 
     fn reply(status: u16, headers: &[(&'static str, &str)], body: &str) -> LatencyRow {
+        reply_with(status, headers, body, None)
+    }
+
+    fn reply_with(
+        status: u16,
+        headers: &[(&'static str, &str)],
+        body: &str,
+        grpc_status: Option<tonic::Code>,
+    ) -> LatencyRow {
         let mut map = http::HeaderMap::new();
         for (name, value) in headers {
             map.insert(*name, value.parse().unwrap());
@@ -217,6 +242,7 @@ mod tests {
             headers: map,
             body: bytes::Bytes::copy_from_slice(body.as_bytes()),
             body_len: body.len() as u64,
+            grpc_status,
         };
         let burst = PlannedBurst {
             burst_id: 0,
@@ -241,6 +267,16 @@ mod tests {
             },
             Ok(exchange),
         )
+    }
+
+    #[test]
+    fn a_grpc_status_is_an_error_row_naming_the_code() {
+        let row = reply_with(200, &[], "no spin today", Some(tonic::Code::Unavailable));
+        assert_eq!(row.error_kind, "grpc-status");
+        assert_eq!(row.error, "gRPC status 14 Unavailable: no spin today");
+        assert!(row.client_latency_ms.is_some());
+        let row = reply_with(200, &[], "slow down", Some(tonic::Code::ResourceExhausted));
+        assert_eq!(row.error_kind, "throttled");
     }
 
     #[test]

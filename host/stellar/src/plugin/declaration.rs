@@ -203,6 +203,7 @@ fn option_type_words(kind: OptionType) -> &'static str {
         OptionType::Boolean => "true/false",
         OptionType::ApiUrl => "URL the adapter may call",
         OptionType::EndpointUrl => "URL timed requests may go to",
+        OptionType::EndpointsFile => "file of endpoints, read by stellar and handed over",
     }
 }
 
@@ -237,11 +238,18 @@ pub fn describe_in_words(info: &ProviderInfo, origin: &str, first_party: bool) -
         "  may call:             {}",
         list_or_none(&info.allowed_hosts)
     );
-    let _ = writeln!(
-        text,
-        "  timed requests go to: {}",
+    let from_files: Vec<&str> = info
+        .options
+        .iter()
+        .filter(|o| matches!(o.value_type, OptionType::EndpointsFile))
+        .map(|o| o.name.as_str())
+        .collect();
+    let endpoint_hosts = if from_files.is_empty() || !info.endpoint_hosts.is_empty() {
         list_or_none(&info.endpoint_hosts)
-    );
+    } else {
+        format!("the hosts written in the file of {}", from_files.join(", "))
+    };
+    let _ = writeln!(text, "  timed requests go to: {endpoint_hosts}");
     let artifacts: Vec<&str> = info.artifacts.iter().map(|k| artifact_words(*k)).collect();
     let _ = writeln!(text, "  deploys:              {}", artifacts.join("; or "));
     if info.credentials.is_empty() {
@@ -297,6 +305,9 @@ pub struct CheckedOptions {
     pub extra_api_hosts: Vec<String>,
     /// Authorities the driver may also send timed requests to.
     pub extra_endpoint_hosts: Vec<String>,
+    /// `endpoints-file` options: (key, path as written); the host reads them before
+    /// `configure` ([`read_endpoints_file`]).
+    pub endpoints_files: Vec<(String, String)>,
 }
 
 /// Checks every key and value of `settings` against the options `info` declares.
@@ -341,9 +352,85 @@ pub fn check_options(
             OptionType::EndpointUrl => checked
                 .extra_endpoint_hosts
                 .push(authority_of(value).ok_or_else(|| bad("an http(s) URL"))?),
+            OptionType::EndpointsFile => {
+                if value.trim().is_empty() {
+                    return Err(bad("a file path"));
+                }
+                checked.endpoints_files.push((key.clone(), value.clone()));
+            }
         }
     }
     Ok(checked)
+}
+
+/// Largest endpoints file the host reads.
+pub const MAX_ENDPOINTS_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads an `endpoints-file` option's file (`path` relative to `base_dir`): its content and
+/// the authorities written in it (see [`authorities_in`]).
+pub fn read_endpoints_file(
+    key: &str,
+    path: &str,
+    base_dir: &std::path::Path,
+) -> Result<(String, Vec<String>), DeclarationError> {
+    let full = base_dir.join(path);
+    let fail = |what: String| {
+        DeclarationError(format!(
+            "Stellar.ProviderSettings.{key}: {}: {what}",
+            full.display()
+        ))
+    };
+    let meta = fs_err::metadata(&full).map_err(|e| fail(plain_io(&e)))?;
+    if meta.len() > MAX_ENDPOINTS_FILE_BYTES {
+        return Err(fail(format!(
+            "{} bytes; an endpoints file may have at most {MAX_ENDPOINTS_FILE_BYTES}",
+            meta.len()
+        )));
+    }
+    let bytes = fs_err::read(&full).map_err(|e| fail(plain_io(&e)))?;
+    let text = String::from_utf8(bytes).map_err(|e| fail(format!("not UTF-8 text ({e})")))?;
+    let hosts = authorities_in(&text);
+    Ok((text, hosts))
+}
+
+fn plain_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// The words of `text` that name an endpoint: `host:port` (port a number) or a host name with
+/// a dot and a letter, with an `http(s)://` prefix and a path removed; lower-cased, unique.
+pub fn authorities_in(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let separators =
+        |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '[' | ']' | '{' | '}');
+    for word in text.split(separators) {
+        let word = word
+            .strip_prefix("http://")
+            .or_else(|| word.strip_prefix("https://"))
+            .unwrap_or(word);
+        let authority = word.split('/').next().unwrap_or("");
+        if authority.is_empty()
+            || !authority
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'))
+        {
+            continue;
+        }
+        let with_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && !h.contains(':') && p.parse::<u16>().is_ok());
+        let dotted_name = authority.contains('.')
+            && authority.chars().any(|c| c.is_ascii_alphabetic())
+            && !authority.contains(':');
+        let authority = authority.to_ascii_lowercase();
+        if (with_port || dotted_name) && !found.contains(&authority) {
+            found.push(authority);
+        }
+    }
+    found
 }
 
 /// `host[:port]` of an http(s) URL (no user info).
@@ -372,6 +459,21 @@ pub fn endpoint_allowed(
 mod tests {
     use super::super::bindings::OptionDecl;
     use super::*;
+
+    #[test]
+    fn endpoints_file_words_that_name_hosts() {
+        let text = r#"[{"GatewayID": "10.0.0.5:80", "FunctionMemoryMB": 128, "ImageSizeMB": 10.5},
+                       {"hostname": "Fn.default.192.168.1.240.sslip.io", "eventing": false},
+                       {"url": "http://127.0.0.1:9000/x"}, {"PackageType": "Image"}]"#;
+        assert_eq!(
+            authorities_in(text),
+            [
+                "10.0.0.5:80",
+                "fn.default.192.168.1.240.sslip.io",
+                "127.0.0.1:9000"
+            ]
+        );
+    }
 
     fn info() -> ProviderInfo {
         ProviderInfo {

@@ -221,6 +221,21 @@ pub async fn open_settings(
         (Companion::None, _) => None,
     };
 
+    // Adapters have no filesystem: the host reads endpoints files and hands over the content.
+    let mut extra_endpoint_hosts = checked.extra_endpoint_hosts.clone();
+    let base_dir = source.parent().unwrap_or(Path::new("."));
+    for (key, path) in &checked.endpoints_files {
+        let (content, hosts) = crate::plugin::declaration::read_endpoints_file(key, path, base_dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", source.display()))?;
+        settings.retain(|(k, _)| k != key);
+        settings.push((key.clone(), content));
+        settings.push((
+            format!("{key}.path"),
+            base_dir.join(path).display().to_string(),
+        ));
+        extra_endpoint_hosts.extend(hosts);
+    }
+
     let source_path_label = source;
     let mut instance = runtime
         .instantiate(&plugin, &checked.extra_api_hosts)
@@ -241,6 +256,6 @@ pub async fn open_settings(
         instance,
         companion,
         local,
-        extra_endpoint_hosts: checked.extra_endpoint_hosts,
+        extra_endpoint_hosts,
     })
 }

@@ -354,6 +354,9 @@ fn local_options(local: &stellar_config::LocalSettings) -> Vec<(String, String)>
     if local.restart_on_crash {
         options.push(("restart-on-crash".into(), "true".into()));
     }
+    if local.protocol == stellar_config::FunctionProtocol::Grpc {
+        options.push(("protocol".into(), "grpc".into()));
+    }
     options
 }
 
@@ -408,7 +411,10 @@ async fn deploy_all(
                 Some(&endpoint.url),
                 None,
             )?;
-            let target = deployer.target(&endpoint.url)?;
+            let mut target = deployer.target(&endpoint.url)?;
+            if matches!(endpoint.protocol, crate::plugin::Protocol::Grpc) {
+                target = target.with_grpc();
+            }
             endpoints.push(DeployedEndpoint {
                 function: Some(endpoint.id),
                 url: endpoint.url,
