@@ -84,6 +84,7 @@
 //! - [`azure`]: the Azure custom handler's instance id (`CONTAINER_NAME`) and its non-proxied
 //!   JSON envelope.
 //! - [`cloud_run`]: the Cloud Run instance id from the metadata server.
+//! - [`chain`]: data-transfer chains (producer-consumer hops, inline or through storage).
 //! - [`ready`]: the `STELLAR-READY` line, written by entry points and parsed by the host.
 //! - [`http`] (feature `http-server`): the hyper server used by `stellar-measure-http`.
 //! - `lambda` (feature `lambda`): the Lambda event handler used by `stellar-measure-lambda`
@@ -94,6 +95,7 @@
 #![deny(missing_docs)]
 
 pub mod azure;
+pub mod chain;
 pub mod cloud_run;
 pub mod facts;
 pub mod fault;

@@ -33,6 +33,7 @@ fn run() -> anyhow::Result<()> {
     let port = http::port_from_env(env)?;
     let ip = http::listen_addr_from_env(env)?;
     let faults = fault::enabled(env);
+    stellar_measure::chain::serve::init_from_env()?;
     let ready_delay = fault::ready_delay(env)?;
     if env(http::EXIT_ON_STDIN_EOF_ENV).as_deref() == Some("1") {
         std::thread::Builder::new()
