@@ -134,7 +134,7 @@ const STELLAR_COPIES: [(&str, &str, &str, &[&str]); 13] = [
         "aws-data-transfer-s3-warm.json",
         "experiments/data-transfer/storage/aws-s3/warm.json",
         "c469fb795ce934423347cfab85fe2216c5e87162",
-        &["DataTransferChainLength", "StorageTransfer"],
+        &[],
     ),
     (
         "aws-imgsize-big-images-service-time-1s.json",
@@ -188,7 +188,7 @@ const STELLAR_COPIES: [(&str, &str, &str, &[&str]); 13] = [
         "vhive-data-transfer-inline-warm.json",
         "experiments/data-transfer/inline/vhive/warm.json",
         "4372972941f590b7a109c7bebf745ba9886459c2",
-        &["DataTransferChainLength"],
+        &[],
     ),
 ];
 
