@@ -1231,7 +1231,11 @@ mod tests {
         .expect("valid");
         assert_eq!(external.sub_experiments[0].data_transfer_chain_length, 1);
         assert!(!external.sub_experiments[0].storage_transfer);
-        let paths: Vec<&str> = external.ignored.iter().map(|f| f.json_path.as_str()).collect();
+        let paths: Vec<&str> = external
+            .ignored
+            .iter()
+            .map(|f| f.json_path.as_str())
+            .collect();
         assert_eq!(
             paths,
             [
@@ -1245,14 +1249,20 @@ mod tests {
         )
         .expect("valid");
         assert!(!lone.sub_experiments[0].storage_transfer);
-        assert_eq!(lone.ignored[0].json_path, "SubExperiments[0].StorageTransfer");
+        assert_eq!(
+            lone.ignored[0].json_path,
+            "SubExperiments[0].StorageTransfer"
+        );
         let err = plan_of(
             r#"{"Provider": "local", "SubExperiments": [{"Bursts": 1, "BurstSizes": [1],
                 "DesiredServiceTimes": ["0ms"], "DataTransferChainLength": 101}]}"#,
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("SubExperiments[0].DataTransferChainLength"), "{err}");
+        assert!(
+            err.contains("SubExperiments[0].DataTransferChainLength"),
+            "{err}"
+        );
         assert!(err.contains("at most 100"), "{err}");
     }
 

@@ -225,7 +225,10 @@ pub struct TransferPoint {
 #[must_use]
 pub fn transfer_points(rows: &[TransferRow], seed: u64) -> Vec<TransferPoint> {
     let mut groups: std::collections::BTreeMap<(String, u64), Vec<f64>> = Default::default();
-    for row in rows.iter().filter(|r| r.is_ok() && r.receiver_cold != Some(true)) {
+    for row in rows
+        .iter()
+        .filter(|r| r.is_ok() && r.receiver_cold != Some(true))
+    {
         if let Some(ms) = row.transfer_ms.filter(|v| v.is_finite()) {
             groups
                 .entry((row.transfer.clone(), row.payload_bytes))

@@ -151,7 +151,10 @@ pub fn finish_run(
         sub_experiments,
     };
     write_json(&run_dir.join(ANALYSIS_JSON), &analysis)?;
-    let input = report_input(plan, run_dir, &analysis)?;
+    let mut input = report_input(plan, run_dir, &analysis)?;
+    if let Some(section) = crate::chain::transfers::report_section(plan, run_dir)? {
+        input.sections.push(section);
+    }
     write_report(&input, &run_dir.join(REPORT_HTML))?;
     Ok(analysis)
 }

@@ -268,6 +268,7 @@ async fn drive_all(
                     .filter(|_| provisioned.measurement_function)
                     .map(str::to_owned),
                 segment: segment.number,
+                reply_tap: None,
             },
             run_stop: run_stop.clone(),
             progress: &progress,
@@ -344,16 +345,27 @@ impl SubRun<'_> {
             };
         let bar = self.progress.add(self.sub);
         let (tx, mut rx) = mpsc::unbounded_channel::<LatencyRow>();
+        let (reply_tap, chain_sink) = self.chain_sink();
+        let options = DriveOptions {
+            reply_tap,
+            ..self.options.clone()
+        };
         let targets: Vec<_> = self.endpoints.iter().map(|e| e.target.clone()).collect();
-        let drive = drive::drive_sub_experiment(
-            (self.sub, remaining.as_ref()),
-            &targets,
-            Arc::clone(&self.client),
-            self.clock,
-            &self.options,
-            tx,
-            self.run_stop.clone(),
-        );
+        let drive = async {
+            let report = drive::drive_sub_experiment(
+                (self.sub, remaining.as_ref()),
+                &targets,
+                Arc::clone(&self.client),
+                self.clock,
+                &options,
+                tx,
+                self.run_stop.clone(),
+            )
+            .await;
+            // The last reply tap goes with the options, which ends the chain sink.
+            drop(options);
+            report
+        };
         // The single consumer: append every row as it arrives, so a crash loses at most the
         // requests in flight.
         let sink = async {
@@ -376,8 +388,9 @@ impl SubRun<'_> {
             }
             anyhow::Ok(rows)
         };
-        let (report, rows) = tokio::join!(drive, sink);
+        let (report, rows, transfers) = tokio::join!(drive, sink, chain_sink);
         let rows = rows?;
+        transfers.with_context(|| format!("writing data-transfers.csv of {}", self.sub.slug))?;
         writer.finish()?;
         bar.finish(&report);
 
@@ -389,6 +402,30 @@ impl SubRun<'_> {
             tracing::warn!(sub_experiment = %self.sub.slug, sent = report.sent, planned = report.planned, "{why}");
         }
         Ok((analysis, report))
+    }
+
+    /// For a data-transfer chain: taps the driver's replies and returns the future that writes
+    /// `data-transfers.csv` (a no-op otherwise). Call before the drive starts.
+    #[allow(clippy::type_complexity)]
+    fn chain_sink(
+        &self,
+    ) -> (
+        Option<mpsc::UnboundedSender<drive::TappedReply>>,
+        impl std::future::Future<Output = anyhow::Result<u64>> + use<>,
+    ) {
+        let chain =
+            self.sub.data_transfer_chain_length > 1 && self.provisioned.measurement_function;
+        let (tap, replies) = mpsc::unbounded_channel();
+        let path = self.dir.join(stellar_results::transfers::TRANSFERS_CSV);
+        let append = self.options.segment > 0;
+        let sink = async move {
+            if chain {
+                crate::chain::transfers::sink(&path, append, replies).await
+            } else {
+                Ok(0)
+            }
+        };
+        (chain.then_some(tap), sink)
     }
 
     /// For the local provider: every instance started, from the runtime's own records

@@ -50,6 +50,27 @@ pub const TRANSFER_ENV: &str = "STELLAR_CHAIN_TRANSFER";
 /// Header carrying the payload's expected SHA-256 (hex) from sender to receiver.
 pub const SHA256_HEADER: &str = "x-stellar-payload-sha256";
 
+/// The storage variables of a storage-transfer chain member (set by the host from the user's
+/// environment, never from the experiment file).
+pub mod storage_env {
+    /// Endpoint base URL (S3: path-style; Blob: the account's blob endpoint).
+    pub const ENDPOINT: &str = "STELLAR_STORAGE_ENDPOINT";
+    /// Bucket (S3) or container (Blob).
+    pub const BUCKET: &str = "STELLAR_STORAGE_BUCKET";
+    /// S3 signing region.
+    pub const REGION: &str = "STELLAR_STORAGE_REGION";
+    /// S3 access key id (the standard name, so on Lambda the role's credentials are used).
+    pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+    /// S3 secret key.
+    pub const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+    /// S3 session token (temporary credentials).
+    pub const SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+    /// Blob storage account.
+    pub const ACCOUNT: &str = "STELLAR_STORAGE_ACCOUNT";
+    /// Blob account key (base64), for SharedKey.
+    pub const ACCOUNT_KEY: &str = "STELLAR_STORAGE_KEY";
+}
+
 /// Query keys of hop requests.
 pub mod keys {
     /// The receiving hop's position.

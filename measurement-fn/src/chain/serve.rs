@@ -178,7 +178,7 @@ pub async fn serve(
                     "a storage chain hop request needs `ObjectKey`",
                 );
             };
-            match super::storage::download_and_delete(config.transfer, &key, received).await {
+            match super::storage::download_and_delete(config.transfer, &key).await {
                 Ok(r) => r,
                 Err(e) => {
                     return error_response(
@@ -302,15 +302,12 @@ async fn pass_on(
     let (body, payload_sent_at) = match config.transfer {
         Transfer::Inline => {
             let sent_at = Arc::new(Mutex::new(None));
-            let body = PayloadBody {
-                stream: PayloadStream::new(ctx.seed, ctx.length),
-                sent_at: Arc::clone(&sent_at),
-            };
+            let body = PayloadBody::new(ctx.seed, ctx.length, Arc::clone(&sent_at));
             (HopBody::Payload(body), sent_at)
         }
         Transfer::S3 | Transfer::AzureBlob => {
-            let key = format!("stellar-chain/{}/{to}", ctx.request_id);
-            super::storage::upload(config.transfer, &key, ctx.seed, ctx.length)
+            let key = super::storage::object_key(&ctx.request_id, to);
+            super::storage::upload(config.transfer, &key, ctx.seed, ctx.length, &ctx.sha256)
                 .await
                 .map_err(|e| fail(format!("uploading {key}: {e}")))?;
             query.push_str(&format!("&{}={key}", keys::OBJECT_KEY));
@@ -445,7 +442,7 @@ async fn post(
 }
 
 /// The request body of a hop: the payload (inline) or nothing (storage).
-enum HopBody {
+pub(super) enum HopBody {
     Payload(PayloadBody),
     Empty,
 }
@@ -481,12 +478,21 @@ impl Body for HopBody {
 
 /// The payload generated chunk by chunk as hyper asks for it; records when the last chunk
 /// was handed over.
-struct PayloadBody {
+pub(super) struct PayloadBody {
     stream: PayloadStream,
     sent_at: Arc<Mutex<Option<Instant>>>,
 }
 
 impl PayloadBody {
+    /// The payload for `seed`/`length`; `sent_at` receives the time the last chunk was
+    /// handed over.
+    pub(super) fn new(seed: u64, length: u64, sent_at: Arc<Mutex<Option<Instant>>>) -> Self {
+        Self {
+            stream: PayloadStream::new(seed, length),
+            sent_at,
+        }
+    }
+
     fn mark_sent(&self) {
         if let Ok(mut at) = self.sent_at.lock() {
             *at = Some(Instant::now());

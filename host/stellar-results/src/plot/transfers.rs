@@ -26,7 +26,11 @@ const COLOURS: [RGBColor; 4] = [
 ];
 
 /// Draws `data-transfers.png` and `.svg` into `dir` (which must exist).
-pub fn write_transfer_plot(dir: impl AsRef<Path>, title: &str, points: &[TransferPoint]) -> Result<PlotFiles> {
+pub fn write_transfer_plot(
+    dir: impl AsRef<Path>,
+    title: &str,
+    points: &[TransferPoint],
+) -> Result<PlotFiles> {
     let figure = TransferFigure {
         title,
         subtitle: format!(
@@ -109,11 +113,9 @@ impl Figure for TransferFigure<'_> {
                 colour.stroke_width(1),
             ))?;
             chart
-                .draw_series(
-                    series
-                        .iter()
-                        .map(|p| Circle::new((p.payload_bytes as f64, p.median_ms), 4, colour.filled())),
-                )?
+                .draw_series(series.iter().map(|p| {
+                    Circle::new((p.payload_bytes as f64, p.median_ms), 4, colour.filled())
+                }))?
                 .label(format!(
                     "{kind} (n={})",
                     series.iter().map(|p| p.n).sum::<usize>()

@@ -76,6 +76,17 @@ pub struct DriveOptions {
     pub extra_query: Option<String>,
     /// Written to every row's `Segment` (0 unless resumed).
     pub segment: u32,
+    /// Data-transfer chains: every finished request's row and reply body go here too
+    /// (see [`crate::chain::transfers`]).
+    pub reply_tap: Option<mpsc::UnboundedSender<TappedReply>>,
+}
+
+/// A finished request's row and the reply body it was built from.
+#[derive(Debug, Clone)]
+pub struct TappedReply {
+    pub row: LatencyRow,
+    /// Empty when the request got no response.
+    pub body: bytes::Bytes,
 }
 
 /// The requests of a sub-experiment that a resumed run still has to send.
@@ -319,6 +330,12 @@ impl RequestContext {
         };
         let sent = Instant::now();
         let outcome = self.client.get(&target, sent).await;
+        let tapped_body = self
+            .options
+            .reply_tap
+            .as_ref()
+            .and_then(|_| outcome.as_ref().ok())
+            .map(|x| x.body.clone());
         let mut row = row::build(
             row::Sent {
                 slug: &self.slug,
@@ -336,6 +353,13 @@ impl RequestContext {
         if !row.is_ok() {
             self.budget
                 .record_failure(row.error_kind == ErrorKind::Throttled.as_str());
+        }
+        if let Some(tap) = &self.options.reply_tap {
+            let body = tapped_body.unwrap_or_default();
+            let _ = tap.send(TappedReply {
+                row: row.clone(),
+                body,
+            });
         }
         // The receiver only goes away when the run is being torn down.
         let _ = self.rows.send(row);
