@@ -41,6 +41,8 @@
 //! ```
 //!
 //! `TimestampChain` holds `handler_received_unix_ns` as a decimal string (STeLLAR compatible).
+//! A data-transfer chain's first function adds `chain` (every hop's timestamps, instance ids and
+//! hash checks); chain members are configured from their environment, see [`chain`].
 //! `cold` is true exactly for the first invocation an instance (process) handles;
 //! `invocations_on_instance` counts from 1. Timestamps are Unix nanoseconds (wall clock);
 //! `spin_ns` is measured on the monotonic clock and covers both spin phases.
