@@ -6,8 +6,9 @@
 //! functions involved. Which clock each number comes from is part of the schema:
 //! - `Transfer (ms)`: built from durations only, each measured on one function's monotonic
 //!   clock, so no two clocks' readings are ever subtracted. Inline: the sender's round trip
-//!   (start of the request to the successor's reply headers) minus the successor's handling
-//!   time (receipt to reply ready): connection, payload and reply headers on the wire.
+//!   (start of the request to the successor's reply headers) minus what the successor did
+//!   after the payload's last byte arrived (its own successors, building the reply):
+//!   connection, request, payload and reply headers on the wire.
 //!   Storage: the sender's upload plus the receiver's download.
 //! - `Wall Transfer (ms)`: the receiver's wall-clock end of receipt minus the sender's
 //!   wall-clock start: spans two clocks, and `Wall Spans Two Clocks` says so unless both
@@ -25,7 +26,7 @@ use crate::uncertainty::{BootstrapConfig, Interval, bootstrap_percentile_cis};
 pub const TRANSFERS_CSV: &str = "data-transfers.csv";
 
 /// `Transfer Method` of inline hops.
-pub const METHOD_ROUND_TRIP: &str = "round-trip-minus-handling";
+pub const METHOD_ROUND_TRIP: &str = "round-trip-minus-receiver-after-payload";
 /// `Transfer Method` of storage hops.
 pub const METHOD_UPLOAD_DOWNLOAD: &str = "upload+download";
 

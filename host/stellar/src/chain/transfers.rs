@@ -130,7 +130,11 @@ fn hop_row(base: &TransferRow, transfer: Transfer, from: &ChainHop, to: &ChainHo
         return base.clone();
     };
     let transfer_ms = match transfer {
-        Transfer::Inline => ms(send.round_trip_ns) - ms(to.handled_ns),
+        // The receiver's handling overlaps the body's arrival: take off only what it did
+        // after the last payload byte (its successors, the reply).
+        Transfer::Inline => {
+            ms(send.round_trip_ns) - (ms(to.handled_ns) - ms(receive.duration_ns)).max(0.0)
+        }
         Transfer::S3 | Transfer::AzureBlob => ms(send.payload_sent_ns) + ms(receive.duration_ns),
     };
     let wall_ns = i128::from(receive.end_unix_ns) - i128::from(send.start_unix_ns);
@@ -222,7 +226,8 @@ pub fn report_section(
         warnings,
         paragraphs: vec![format!(
             "Per hop of each chain request (data-transfers.csv): inline transfers are the \
-             sender's round trip minus the receiver's handling time, storage transfers the \
+             sender's round trip minus what the receiver did after the payload's last byte, \
+             storage transfers the \
              sender's upload plus the receiver's download; each duration is measured on one \
              function's monotonic clock. {} of {} rows are failed requests.",
             failed,
@@ -236,4 +241,128 @@ pub fn report_section(
             }),
         }],
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stellar_measure::chain::{ReceiveSide, SendSide};
+    use stellar_results::LatencyRow;
+
+    fn hop(i: u32, last: bool, boot: &str) -> ChainHop {
+        ChainHop {
+            hop: i,
+            instance_id: format!("i{i}"),
+            boot_id: Some(boot.into()),
+            cold: false,
+            received_unix_ns: 1_000,
+            handled_ns: 5_000_000,
+            receive: (i > 0).then(|| ReceiveSide {
+                start_unix_ns: 10_000_000,
+                end_unix_ns: 13_000_000,
+                duration_ns: 3_000_000,
+                bytes: 10,
+                sha256: "x".into(),
+                sha256_ok: true,
+                delete_ns: None,
+            }),
+            send: (!last).then_some(SendSide {
+                start_unix_ns: 9_000_000,
+                payload_sent_ns: 2_000_000,
+                round_trip_ns: 8_000_000,
+                successor_init_ms: Some(1.5),
+            }),
+        }
+    }
+
+    fn reply(transfer: Transfer, hops: Vec<ChainHop>, length: u32) -> TappedReply {
+        let mut resp: serde_json::Value = serde_json::json!({
+            "RequestID": "r1", "TimestampChain": ["1"], "instance_id": "i0", "cold": false,
+            "invocations_on_instance": 2, "instance_start_unix_ns": 1, "handler_received_unix_ns": 1,
+            "handler_done_unix_ns": 1, "spin_ns": 0, "spin_requested_ms": 0.0, "increments": 0,
+            "payload_length_bytes": 10,
+            "runtime": {"provider": "local", "region": null, "memory_mb": null, "arch": "x86_64",
+                        "cpu_model": null, "boot_id": null, "hostname": null, "pid": 1, "num_cpus": null}
+        });
+        resp["chain"] = serde_json::to_value(ChainReport {
+            transfer,
+            length,
+            payload_length_bytes: 10,
+            payload_seed: 1,
+            payload_sha256: "x".into(),
+            hops,
+        })
+        .unwrap();
+        TappedReply {
+            row: LatencyRow {
+                request_id: "r1".into(),
+                client_latency_ms: Some(20.0),
+                ..LatencyRow::default()
+            },
+            body: serde_json::to_vec(&resp).unwrap().into(),
+        }
+    }
+
+    #[test]
+    fn inline_and_storage_transfer_times_come_from_durations() {
+        let hops = vec![hop(0, false, "b"), hop(1, true, "b")];
+        let rows = rows_of(&reply(Transfer::Inline, hops.clone(), 2));
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        // 8 ms round trip minus (5 ms handling - 3 ms spent receiving the payload).
+        assert_eq!(r.transfer_ms, Some(6.0));
+        assert_eq!(r.transfer_method, METHOD_ROUND_TRIP);
+        assert_eq!((r.send_ms, r.receive_ms), (Some(2.0), Some(3.0)));
+        assert_eq!(r.wall_transfer_ms, Some(4.0));
+        assert_eq!(r.wall_spans_two_clocks, Some(false));
+        assert_eq!(
+            (r.from_instance.as_str(), r.to_instance.as_str()),
+            ("i0", "i1")
+        );
+        let rows = rows_of(&reply(Transfer::S3, hops, 2));
+        assert_eq!(
+            rows[0].transfer_ms,
+            Some(5.0),
+            "upload 2 ms + download 3 ms"
+        );
+        let two_machines = vec![hop(0, false, "a"), hop(1, true, "b")];
+        let rows = rows_of(&reply(Transfer::Inline, two_machines, 2));
+        assert_eq!(rows[0].wall_spans_two_clocks, Some(true));
+    }
+
+    #[test]
+    fn hostile_or_failed_replies_become_error_rows() {
+        let missing_hop = rows_of(&reply(Transfer::Inline, vec![hop(0, false, "b")], 2));
+        assert!(
+            missing_hop[0]
+                .error
+                .contains("1 hop records for a chain of 2")
+        );
+        let out_of_order = rows_of(&reply(
+            Transfer::Inline,
+            vec![hop(1, false, "b"), hop(0, true, "b")],
+            2,
+        ));
+        assert!(
+            out_of_order[0].error.contains("malformed"),
+            "{out_of_order:?}"
+        );
+        let garbage = TappedReply {
+            body: bytes::Bytes::from_static(b"<html>"),
+            ..reply(Transfer::Inline, vec![], 2)
+        };
+        assert!(rows_of(&garbage)[0].error.contains("not a chain reply"));
+        let failed = TappedReply {
+            row: LatencyRow {
+                error_kind: "http-status".into(),
+                error: "HTTP 502: chain hop 1 -> 2 (x): connecting".into(),
+                ..LatencyRow::default()
+            },
+            body: bytes::Bytes::new(),
+        };
+        let rows = rows_of(&failed);
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].error.contains("chain hop 1 -> 2"));
+        assert_eq!(rows[0].hop, None);
+    }
 }
