@@ -399,7 +399,7 @@ mod tests {
             .flatten()
             .collect();
         let body_file = std::env::temp_dir().join(format!("stellar-s3-sig-{}", std::process::id()));
-        std::fs::write(&body_file, &body).unwrap();
+        fs_err::write(&body_file, &body).unwrap();
         let body_arg = body_file.to_string_lossy().into_owned();
         for (method, length, payload, file) in [
             ("PUT", 1_u64 << 20, sha.as_str(), body_arg.as_str()),
@@ -429,7 +429,7 @@ mod tests {
             let theirs = String::from_utf8_lossy(&out.stdout).trim().to_owned();
             assert_eq!(ours, theirs, "{method}");
         }
-        std::fs::remove_file(&body_file).ok();
+        fs_err::remove_file(&body_file).ok();
     }
 
     #[test]
