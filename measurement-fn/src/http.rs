@@ -212,6 +212,10 @@ pub(crate) fn is_transient(e: &io::Error) -> bool {
 
 async fn serve_request(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let received = unix_ns_now();
+    if let Some(chain) = crate::chain::serve::configured() {
+        let at = std::time::Instant::now();
+        return Ok(crate::chain::serve::serve(chain, req, received, at).await);
+    }
     let (parts, mut body) = req.into_parts();
     let platform_request_id = REQUEST_ID_HEADERS.iter().find_map(|name| {
         parts

@@ -41,6 +41,8 @@
 //! ```
 //!
 //! `TimestampChain` holds `handler_received_unix_ns` as a decimal string (STeLLAR compatible).
+//! A data-transfer chain's first function adds `chain` (every hop's timestamps, instance ids and
+//! hash checks); chain members are configured from their environment, see [`chain`].
 //! `cold` is true exactly for the first invocation an instance (process) handles;
 //! `invocations_on_instance` counts from 1. Timestamps are Unix nanoseconds (wall clock);
 //! `spin_ns` is measured on the monotonic clock and covers both spin phases.
@@ -84,6 +86,7 @@
 //! - [`azure`]: the Azure custom handler's instance id (`CONTAINER_NAME`) and its non-proxied
 //!   JSON envelope.
 //! - [`cloud_run`]: the Cloud Run instance id from the metadata server.
+//! - [`chain`]: data-transfer chains (producer-consumer hops, inline or through storage).
 //! - [`ready`]: the `STELLAR-READY` line, written by entry points and parsed by the host.
 //! - [`http`] (feature `http-server`): the hyper server used by `stellar-measure-http`.
 //! - [`chain_proto`]: STeLLAR's `chainfunction.proto` messages (hand-written prost derives).
@@ -98,6 +101,7 @@
 #![deny(missing_docs)]
 
 pub mod azure;
+pub mod chain;
 pub mod chain_proto;
 pub mod cloud_run;
 pub mod facts;

@@ -59,6 +59,10 @@ pub struct MeasurementResponse {
     /// The process's first request was still unanswered when this one was received.
     #[serde(default)]
     pub first_in_flight: Option<bool>,
+    /// Data-transfer chains only: every hop's timestamps, instance ids and hash checks (see
+    /// [`crate::chain`]); absent from ordinary replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<crate::chain::ChainReport>,
 }
 
 /// Handles one invocation on the process-global instance, received now.
@@ -119,6 +123,7 @@ pub fn handle_begun(
         platform_instance_id: instance.platform_id().map(str::to_owned),
         in_flight_at_receipt: Some(seq.in_flight_at_receipt),
         first_in_flight: Some(seq.first_in_flight),
+        chain: None,
     }
 }
 

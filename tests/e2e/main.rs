@@ -12,6 +12,7 @@ mod analysis;
 mod aws;
 mod aws_run;
 mod azure;
+mod chains;
 mod cold_labels;
 mod contract;
 mod faults;

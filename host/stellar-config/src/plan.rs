@@ -8,7 +8,7 @@
 //!
 //! Fields that the native Rust measurement function cannot honour (`Runtime`, `Handler`,
 //! `Function`, `PackagePattern`, `SnapStartEnabled`, `CPUBoostEnabled` outside `gcr`,
-//! `RepurposeIdentifier`, and for now `DataTransferChainLength > 1` and `StorageTransfer`) are
+//! `RepurposeIdentifier`, and `DataTransferChainLength > 1` / `StorageTransfer` where no chain can be deployed) are
 //! accepted, so STeLLAR files load unchanged, but are listed in [`Plan::ignored`] with the
 //! reason, whenever the file gives them a non-default value. Nothing is dropped silently; a key
 //! given twice in one object is read as STeLLAR reads it (the last value) and listed in
@@ -40,6 +40,8 @@ pub const MAX_TOTAL_BURSTS: u64 = 10_000_000;
 pub const MAX_BURST_SIZE: i64 = 1_000_000;
 /// Most endpoints (function replicas) per sub-experiment.
 pub const MAX_PARALLELISM: i64 = 100_000;
+/// Longest data-transfer chain (functions deployed per endpoint; STeLLAR's paper used 2 and 8).
+pub const MAX_CHAIN_LENGTH: i64 = 100;
 /// Longest provider name (a provider adapter's `describe` name).
 pub const MAX_PROVIDER_NAME: usize = 64;
 /// Number of characters of the sanitised title kept in a slug.
@@ -175,6 +177,14 @@ pub struct SubExperimentPlan {
     pub payload_length_bytes: u64,
     /// Google Cloud Run CPU boost (only ever true for provider `gcr`).
     pub cpu_boost: bool,
+    /// `DataTransferChainLength`: functions per endpoint chain (1 = no chain; always 1 for a
+    /// URL provider, where nothing is deployed).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub data_transfer_chain_length: u32,
+    /// `StorageTransfer`: chain hops pass the payload through object storage instead of
+    /// inline (only ever true in a chain).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub storage_transfer: bool,
     /// How gaps between an endpoint's bursts are drawn.
     pub iat_type: IatType,
     /// `IATSeconds`.
@@ -195,6 +205,14 @@ pub struct SubExperimentPlan {
     pub service_times_ms: Vec<f64>,
     /// The schedule, sorted by `(offset_ms, burst_id)`.
     pub bursts: Vec<PlannedBurst>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl SubExperimentPlan {
@@ -468,6 +486,7 @@ struct Checked {
     bar_threshold_ms: Option<u64>,
     function_memory_mb: u64,
     payload_length_bytes: u64,
+    chain_length: u32,
 }
 
 /// Checks one sub-experiment's values, in the order of STeLLAR's field list.
@@ -613,6 +632,15 @@ fn check_sub_experiment(sub: &SubExperiment, path: &JsonPath) -> Result<Checked,
             "must be at least 1 (0 means the default, 1)",
         ));
     }
+    let chain_length = u32::try_from(sub.data_transfer_chain_length)
+        .ok()
+        .filter(|n| i64::from(*n) <= MAX_CHAIN_LENGTH)
+        .ok_or_else(|| {
+            Issue::new(
+                path.key("DataTransferChainLength"),
+                format!("must be at most {MAX_CHAIN_LENGTH} (functions deployed per endpoint)"),
+            )
+        })?;
 
     let mut busy_spin_increments = Vec::with_capacity(sub.busy_spin_increments.len());
     if !sub.busy_spin_increments.is_empty() {
@@ -649,6 +677,7 @@ fn check_sub_experiment(sub: &SubExperiment, path: &JsonPath) -> Result<Checked,
         bar_threshold_ms,
         function_memory_mb,
         payload_length_bytes,
+        chain_length,
     })
 }
 
@@ -736,18 +765,20 @@ fn collect_ignored(
             "CPU boost exists only on Google Cloud Run (Provider \"gcr\")",
         ));
     }
-    if sub.data_transfer_chain_length > 1 {
+    let external = matches!(provider, ProviderKind::External { .. });
+    if sub.data_transfer_chain_length > 1 && external {
         ignored.push(ignore(
             &path.key("DataTransferChainLength"),
             sub.data_transfer_chain_length,
-            "producer-consumer chains are not supported yet; every request goes to a single function",
+            "a URL provider is one endpoint: stellar deploys nothing, so it cannot build a chain",
         ));
     }
-    if sub.storage_transfer {
+    if sub.storage_transfer && (external || sub.data_transfer_chain_length <= 1) {
         ignored.push(ignore(
             &path.key("StorageTransfer"),
             true,
-            "storage transfers are not supported yet",
+            "storage transfers happen between the functions of a chain, and there is none \
+             (DataTransferChainLength 1 or a URL provider)",
         ));
     }
     if !sub.repurpose_identifier.is_empty() {
@@ -804,6 +835,10 @@ fn build_sub_plan(
         iat_seconds: sub.iat_seconds,
     };
     let first_size = checked.burst_sizes.first().copied().map_or(0, u64::from);
+    let chain_length = match provider {
+        ProviderKind::External { .. } => 1,
+        ProviderKind::Named(_) => checked.chain_length,
+    };
     SubExperimentPlan {
         index,
         title: sub.title.clone(),
@@ -814,6 +849,8 @@ fn build_sub_plan(
         package_type: checked.package_type,
         payload_length_bytes: checked.payload_length_bytes,
         cpu_boost: sub.cpu_boost_enabled && provider.name() == Some("gcr"),
+        data_transfer_chain_length: chain_length,
+        storage_transfer: sub.storage_transfer && chain_length > 1,
         iat_type: checked.iat_type,
         iat_seconds: sub.iat_seconds,
         visualization: checked.visualization,
@@ -1174,15 +1211,59 @@ mod tests {
                 "SubExperiments[0].PackagePattern",
                 "SubExperiments[0].SnapStartEnabled",
                 "SubExperiments[0].CPUBoostEnabled",
-                "SubExperiments[0].DataTransferChainLength",
-                "SubExperiments[0].StorageTransfer",
                 "SubExperiments[0].RepurposeIdentifier",
             ]
         );
         assert_eq!(plan.ignored[0].value, serde_json::json!("java11"));
-        assert_eq!(plan.ignored[7].value, serde_json::json!(2));
+        // A chain on a named provider is honoured, with storage transfers.
+        assert_eq!(plan.sub_experiments[0].data_transfer_chain_length, 2);
+        assert!(plan.sub_experiments[0].storage_transfer);
         assert!(plan.ignored.iter().all(|f| !f.reason.is_empty()));
         assert!(!plan.sub_experiments[0].cpu_boost);
+    }
+
+    #[test]
+    fn chains_need_a_deployment_and_storage_needs_a_chain() {
+        let external = plan_of(
+            r#"{"Provider": "https://example.com/f", "SubExperiments": [{"Bursts": 1, "BurstSizes": [1],
+                "DesiredServiceTimes": ["0ms"], "DataTransferChainLength": 3, "StorageTransfer": true}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(external.sub_experiments[0].data_transfer_chain_length, 1);
+        assert!(!external.sub_experiments[0].storage_transfer);
+        let paths: Vec<&str> = external
+            .ignored
+            .iter()
+            .map(|f| f.json_path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "SubExperiments[0].DataTransferChainLength",
+                "SubExperiments[0].StorageTransfer"
+            ]
+        );
+        let lone = plan_of(
+            r#"{"Provider": "local", "SubExperiments": [{"Bursts": 1, "BurstSizes": [1],
+                "DesiredServiceTimes": ["0ms"], "StorageTransfer": true}]}"#,
+        )
+        .expect("valid");
+        assert!(!lone.sub_experiments[0].storage_transfer);
+        assert_eq!(
+            lone.ignored[0].json_path,
+            "SubExperiments[0].StorageTransfer"
+        );
+        let err = plan_of(
+            r#"{"Provider": "local", "SubExperiments": [{"Bursts": 1, "BurstSizes": [1],
+                "DesiredServiceTimes": ["0ms"], "DataTransferChainLength": 101}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("SubExperiments[0].DataTransferChainLength"),
+            "{err}"
+        );
+        assert!(err.contains("at most 100"), "{err}");
     }
 
     #[test]
@@ -1325,10 +1406,8 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(vhive.sub_experiments[0].slug, "00-2chain-inline");
-        assert_eq!(
-            vhive.ignored[0].json_path,
-            "SubExperiments[0].DataTransferChainLength"
-        );
+        assert_eq!(vhive.sub_experiments[0].data_transfer_chain_length, 2);
+        assert!(vhive.ignored.is_empty(), "{:?}", vhive.ignored);
         assert_eq!(vhive.sub_experiments[0].max_failures, 300);
 
         // experiments/image-size/cold-100-gcr-read-entire.json: tab indentation, no Sequential.

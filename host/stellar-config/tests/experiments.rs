@@ -55,6 +55,36 @@ fn every_experiment_file_plans() {
 }
 
 #[test]
+fn data_transfer_experiments_cover_the_papers_shapes() {
+    let dir = experiments_dir().join("local");
+    let inline = plan(&dir.join("data-transfer-inline.json"));
+    let storage = plan(&dir.join("data-transfer-storage.json"));
+    for (plan, stored) in [(&inline, false), (&storage, true)] {
+        let lengths: Vec<u32> = plan
+            .sub_experiments
+            .iter()
+            .map(|s| s.data_transfer_chain_length)
+            .collect();
+        assert!(lengths.contains(&2) && lengths.contains(&8), "{lengths:?}");
+        assert!(
+            plan.sub_experiments
+                .iter()
+                .all(|s| s.storage_transfer == stored)
+        );
+        assert!(plan.ignored.is_empty(), "{:?}", plan.ignored);
+    }
+    let payloads = |p: &Plan| -> Vec<u64> {
+        p.sub_experiments
+            .iter()
+            .map(|s| s.payload_length_bytes)
+            .collect()
+    };
+    assert_eq!(payloads(&inline).iter().min(), Some(&1024));
+    assert_eq!(payloads(&inline).iter().max(), Some(&(4 << 20)));
+    assert_eq!(payloads(&storage).iter().max(), Some(&(256 << 20)));
+}
+
+#[test]
 fn local_experiments_are_seeded() {
     for file in json_files(&experiments_dir()) {
         let plan = plan(&file);
@@ -134,7 +164,7 @@ const STELLAR_COPIES: [(&str, &str, &str, &[&str]); 13] = [
         "aws-data-transfer-s3-warm.json",
         "experiments/data-transfer/storage/aws-s3/warm.json",
         "c469fb795ce934423347cfab85fe2216c5e87162",
-        &["DataTransferChainLength", "StorageTransfer"],
+        &[],
     ),
     (
         "aws-imgsize-big-images-service-time-1s.json",
@@ -188,7 +218,7 @@ const STELLAR_COPIES: [(&str, &str, &str, &[&str]); 13] = [
         "vhive-data-transfer-inline-warm.json",
         "experiments/data-transfer/inline/vhive/warm.json",
         "4372972941f590b7a109c7bebf745ba9886459c2",
-        &["DataTransferChainLength"],
+        &[],
     ),
 ];
 

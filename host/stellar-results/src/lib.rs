@@ -15,6 +15,8 @@
 //! - [`uncertainty`]: percentiles with bootstrap CIs and the tail-to-median ratio, per group.
 //! - [`fidelity`]: planned vs actual send times, gaps vs the IAT model, client saturation.
 //! - [`compare`]: two runs' medians and tails, bootstrap CIs, Mann-Whitney U and a verdict.
+//! - [`transfers`]: `data-transfers.csv` of data-transfer chains (one row per hop) and the
+//!   transfer-time-versus-payload points.
 //! - [`cold`] and [`labels`]: cold/warm labels from three signals, and per-request start
 //!   labels (`cold-natural` ... `warm`) from the function's receipt signals.
 #![deny(missing_docs)]
@@ -33,6 +35,7 @@ pub mod row;
 pub mod segments;
 pub mod stats;
 pub mod summary;
+pub mod transfers;
 pub mod uncertainty;
 pub mod writer;
 

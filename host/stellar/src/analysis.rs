@@ -185,6 +185,9 @@ pub fn finish_run_with(
     let mut input = report_input(plan, run_dir, &analysis)?;
     input.warnings.splice(0..0, extra_warnings);
     input.sections.splice(0..0, extra_sections);
+    if let Some(section) = crate::chain::transfers::report_section(plan, run_dir)? {
+        input.sections.push(section);
+    }
     write_report(&input, &run_dir.join(REPORT_HTML))?;
     Ok(analysis)
 }

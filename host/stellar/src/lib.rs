@@ -8,6 +8,7 @@
 //! adapter host; `stellar_local` the embedded provider.
 
 pub mod analysis;
+pub mod chain;
 pub mod cleanup;
 pub mod cli;
 pub mod compare;

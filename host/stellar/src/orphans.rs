@@ -186,6 +186,9 @@ mod tests {
         // Every name stellar gives is recognised, with its run id.
         let name = crate::provision::function_name("0a1b2c", 3, 112);
         assert_eq!(crate::provision::run_id_of(&name), Some("0a1b2c"));
+        let member = crate::chain::member_name(&name, 7);
+        assert_eq!(crate::provision::run_id_of(&member), Some("0a1b2c"));
+        assert_eq!(crate::provision::run_id_of("st-0a1b2c-00-01-02-03"), None);
         // A clock behind the provider's: age zero, never negative.
         let future = meta(&[(CREATED_META, "20000000")]);
         assert_eq!(

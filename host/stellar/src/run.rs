@@ -310,6 +310,7 @@ pub(crate) async fn drive_all(
                             )
                     }),
                 },
+                reply_tap: None,
             },
             run_stop: run_stop.clone(),
             progress: &progress,
@@ -383,16 +384,27 @@ impl SubRun<'_> {
         };
         let bar = self.progress.add(self.sub);
         let (tx, mut rx) = mpsc::unbounded_channel::<LatencyRow>();
+        let (reply_tap, chain_sink) = self.chain_sink();
+        let options = DriveOptions {
+            reply_tap,
+            ..self.options.clone()
+        };
         let targets: Vec<_> = self.endpoints.iter().map(|e| e.target.clone()).collect();
-        let drive = drive::drive_sub_experiment(
-            (self.sub, remaining.as_ref()),
-            &targets,
-            Arc::clone(&self.client),
-            self.clock,
-            &self.options,
-            tx,
-            self.run_stop.clone(),
-        );
+        let drive = async {
+            let report = drive::drive_sub_experiment(
+                (self.sub, remaining.as_ref()),
+                &targets,
+                Arc::clone(&self.client),
+                self.clock,
+                &options,
+                tx,
+                self.run_stop.clone(),
+            )
+            .await;
+            // The last reply tap goes with the options, which ends the chain sink.
+            drop(options);
+            report
+        };
         // The single consumer: append every row as it arrives, so a crash loses at most the
         // requests in flight. It runs on a thread of its own, off the threads that send.
         let run_stop = self.run_stop.clone();
@@ -415,8 +427,9 @@ impl SubRun<'_> {
             writer.finish()?;
             anyhow::Ok(bar)
         });
-        let (report, written) = tokio::join!(drive, sink);
+        let (report, written, transfers) = tokio::join!(drive, sink, chain_sink);
         let bar = written.context("the row writer thread failed")??;
+        transfers.with_context(|| format!("writing data-transfers.csv of {}", self.sub.slug))?;
         bar.finish(&report);
 
         self.write_instance_records()?;
@@ -429,6 +442,30 @@ impl SubRun<'_> {
         let analysis = crate::analysis::analyse_sub_experiment(self.plan, self.sub, &self.dir)
             .with_context(|| format!("analysing {}", self.sub.slug))?;
         Ok((Some(analysis), report))
+    }
+
+    /// For a data-transfer chain: taps the driver's replies and returns the future that writes
+    /// `data-transfers.csv` (a no-op otherwise). Call before the drive starts.
+    #[allow(clippy::type_complexity)]
+    fn chain_sink(
+        &self,
+    ) -> (
+        Option<mpsc::UnboundedSender<drive::TappedReply>>,
+        impl std::future::Future<Output = anyhow::Result<u64>> + use<>,
+    ) {
+        let chain =
+            self.sub.data_transfer_chain_length > 1 && self.options.expect_measurement_reply;
+        let (tap, replies) = mpsc::unbounded_channel();
+        let path = self.dir.join(stellar_results::transfers::TRANSFERS_CSV);
+        let append = self.options.segment > 0;
+        let sink = async move {
+            if chain {
+                crate::chain::transfers::sink(&path, append, replies).await
+            } else {
+                Ok(0)
+            }
+        };
+        (chain.then_some(tap), sink)
     }
 
     /// For the local provider: every instance started, from the runtime's own records

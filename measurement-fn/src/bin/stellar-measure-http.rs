@@ -35,6 +35,7 @@ fn run() -> anyhow::Result<()> {
     let ip = http::listen_addr_from_env(env)?;
     let faults = fault::enabled(env);
     let protocol = grpc::protocol_from_env(env)?;
+    stellar_measure::chain::serve::init_from_env()?;
     let ready_delay = fault::ready_delay(env)?;
     if env(http::EXIT_ON_STDIN_EOF_ENV).as_deref() == Some("1") {
         std::thread::Builder::new()

@@ -8,6 +8,10 @@
 //! names, sorted, values decoded). Signature: base64(HMAC-SHA256(base64-decoded key, string)).
 //! The known-answer tests were produced by Azure's own Python SDK (`azure-storage-blob`,
 //! `SharedKeyCredentialPolicy`), see `tests` below.
+//!
+//! Also compiled into the measurement function (`measurement-fn/src/chain/storage.rs`, Blob
+//! transfers of data-transfer chains) with `#[path]`: keep it free of guest-only dependencies
+//! (it needs only `base64`, `hmac` and `sha2`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

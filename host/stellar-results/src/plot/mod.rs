@@ -7,6 +7,7 @@
 //! | [`write_bursts_characterization`] | `bursts_characterization.{png,svg}` (STeLLAR's name) | latency of every request against its burst |
 //! | [`write_histograms`] | `histograms.{png,svg}` | latency histograms, one panel per burst size (or per burst) |
 //! | [`write_send_lag`] | `send_lag.{png,svg}` | how late each request left compared with its schedule |
+//! | [`write_transfer_plot`] | `data-transfers.{png,svg}` (run level) | data-transfer chains: transfer time per hop against payload, with CIs |
 //!
 //! STeLLAR's `bursts_characterization.png` counted warm and cold requests per burst, and its
 //! histograms were one file per burst under `histograms/`; stellar keeps the file names where
@@ -33,6 +34,7 @@ mod draw;
 mod ecdf;
 mod histograms;
 mod send_lag;
+mod transfers;
 
 pub use bursts::{BURSTS_STEM, BurstPoint, burst_points, write_bursts_characterization};
 pub use ecdf::{
@@ -44,6 +46,7 @@ pub use histograms::{
     write_histograms,
 };
 pub use send_lag::{SEND_LAG_STEM, SendLagPoint, send_lag_points, write_send_lag};
+pub use transfers::{TRANSFERS_STEM, write_transfer_plot};
 
 /// Text drawn instead of curves when no request succeeded.
 pub const NO_DATA_TEXT: &str = "no successful requests";

@@ -95,6 +95,17 @@ pub struct DriveOptions {
     /// Which part of every burst to send and where the schedule's zero is
     /// ([`crate::shard::Slice::WHOLE`] for an unsharded run: everything, from now).
     pub slice: crate::shard::Slice,
+    /// Data-transfer chains: every finished request's row and reply body go here too
+    /// (see [`crate::chain::transfers`]).
+    pub reply_tap: Option<mpsc::UnboundedSender<TappedReply>>,
+}
+
+/// A finished request's row and the reply body it was built from.
+#[derive(Debug, Clone)]
+pub struct TappedReply {
+    pub row: LatencyRow,
+    /// Empty when the request got no response.
+    pub body: bytes::Bytes,
 }
 
 /// The requests of a sub-experiment that a resumed run still has to send.
@@ -395,6 +406,12 @@ impl RequestContext {
         };
         let sent = Instant::now();
         let outcome = self.client.get(&target, sent, connection).await;
+        let tapped_body = self
+            .options
+            .reply_tap
+            .as_ref()
+            .and_then(|_| outcome.as_ref().ok())
+            .map(|x| x.body.clone());
         let mut row = row::build(
             row::Sent {
                 slug: &self.slug,
@@ -412,6 +429,13 @@ impl RequestContext {
         if !row.is_ok() {
             self.budget
                 .record_failure(row.error_kind == ErrorKind::Throttled.as_str());
+        }
+        if let Some(tap) = &self.options.reply_tap {
+            let body = tapped_body.unwrap_or_default();
+            let _ = tap.send(TappedReply {
+                row: row.clone(),
+                body,
+            });
         }
         // The receiver only goes away when the run is being torn down.
         let _ = self.rows.send(row);

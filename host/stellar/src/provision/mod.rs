@@ -307,13 +307,19 @@ pub fn function_name(run_id: &str, sub: usize, par: u32) -> String {
 }
 
 /// The run id in a name [`function_name`] made (`st-` + 6 lower-case hex + `-NN-PP`, at least
-/// two digits each), else `None`: how `stellar cleanup --provider` tells stellar's functions
-/// from everyone else's.
+/// two digits each, and `-HH` for a data-transfer chain's later hops, see
+/// [`crate::chain::member_name`]), else `None`: how `stellar cleanup --provider` tells
+/// stellar's functions from everyone else's.
 pub fn run_id_of(name: &str) -> Option<&str> {
     let rest = name.strip_prefix("st-")?;
     let mut parts = rest.split('-');
     let (run_id, sub, par) = (parts.next()?, parts.next()?, parts.next()?);
     let digits = |s: &str| s.len() >= 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(hop) = parts.next()
+        && !digits(hop)
+    {
+        return None;
+    }
     let hex = run_id.len() == 6
         && run_id
             .bytes()
@@ -369,6 +375,18 @@ async fn deploy_all(
     let local = &plan.settings.local;
     let provider = deployer.provider;
     let mut all = Vec::new();
+    // Storage for chains that transfer through it, read once and only when asked for.
+    let storage = if plan
+        .sub_experiments
+        .iter()
+        .any(|s| s.storage_transfer && s.data_transfer_chain_length > 1)
+    {
+        Some(crate::chain::ChainStorage::from_env(|k| {
+            std::env::var(k).ok()
+        })?)
+    } else {
+        None
+    };
     for (position, sub) in plan.sub_experiments.iter().enumerate() {
         let mut endpoints = Vec::new();
         for par in 0..sub.parallelism {
@@ -382,44 +400,66 @@ async fn deploy_all(
                 // The plan keeps STeLLAR's CPUBoostEnabled only where the provider has it.
                 options.push(("cpu-boost".into(), "true".into()));
             }
-            let request = DeployRequest {
-                name: name.clone(),
-                memory_mb: u32::try_from(sub.function_memory_mb).unwrap_or(u32::MAX),
-                timeout_s: u32::try_from(plan.settings.request_timeout_ms.div_ceil(1000))
-                    .unwrap_or(u32::MAX),
-                arm64: plan.settings.architecture == Architecture::Arm64,
-                env: function_env(provider, deployer.companion, local),
-                tags: vec![
-                    ("stellar-run".into(), deployer.run_id.to_owned()),
-                    ("stellar-sub-experiment".into(), sub.slug.clone()),
-                ],
-                instance_concurrency,
-                options,
-                artifact: deployer.artifacts.for_sub_experiment(position),
-            };
-            journal.record(JournalEvent::Creating, provider, &name, None, None)?;
-            let endpoint = instance.deploy_function(&request).await.with_context(|| {
-                format!(
-                    "deploying `{name}` with plugin `{}`",
-                    deployer.plugin.info().name
-                )
-            })?;
-            journal.record(
-                JournalEvent::Created,
-                provider,
-                &name,
-                Some(&endpoint.url),
-                None,
-            )?;
-            let mut target = deployer.target(&endpoint.url)?;
-            if matches!(endpoint.protocol, crate::plugin::Protocol::Grpc) {
-                target = target.with_grpc();
+            // A chain is deployed last hop first, so each function learns its successor's URL;
+            // hop 0 (the producer, named like any single function) is the endpoint.
+            let chain_length = sub.data_transfer_chain_length.max(1);
+            let mut successor: Option<String> = None;
+            for hop in (0..chain_length).rev() {
+                let member = crate::chain::member_name(&name, hop);
+                let mut env = function_env(provider, deployer.companion, local);
+                if chain_length > 1 {
+                    env.extend(crate::chain::member_env(
+                        sub,
+                        hop,
+                        successor.as_deref(),
+                        storage.as_ref(),
+                    ));
+                }
+                let request = DeployRequest {
+                    name: member.clone(),
+                    memory_mb: u32::try_from(sub.function_memory_mb).unwrap_or(u32::MAX),
+                    timeout_s: u32::try_from(plan.settings.request_timeout_ms.div_ceil(1000))
+                        .unwrap_or(u32::MAX),
+                    arm64: plan.settings.architecture == Architecture::Arm64,
+                    env,
+                    tags: vec![
+                        ("stellar-run".into(), deployer.run_id.to_owned()),
+                        ("stellar-sub-experiment".into(), sub.slug.clone()),
+                    ],
+                    instance_concurrency,
+                    options: options.clone(),
+                    artifact: deployer.artifacts.for_sub_experiment(position),
+                };
+                journal.record(JournalEvent::Creating, provider, &member, None, None)?;
+                let endpoint = instance.deploy_function(&request).await.with_context(|| {
+                    format!(
+                        "deploying `{member}` with plugin `{}`",
+                        deployer.plugin.info().name
+                    )
+                })?;
+                journal.record(
+                    JournalEvent::Created,
+                    provider,
+                    &member,
+                    Some(&endpoint.url),
+                    None,
+                )?;
+                // Also a successor's URL must be where the adapter declared its functions live:
+                // the chain's functions call it.
+                let mut target = deployer.target(&endpoint.url)?;
+                if matches!(endpoint.protocol, crate::plugin::Protocol::Grpc) {
+                    target = target.with_grpc();
+                }
+                if hop > 0 {
+                    successor = Some(endpoint.url);
+                    continue;
+                }
+                endpoints.push(DeployedEndpoint {
+                    function: Some(endpoint.id),
+                    url: endpoint.url,
+                    target,
+                });
             }
-            endpoints.push(DeployedEndpoint {
-                function: Some(endpoint.id),
-                url: endpoint.url,
-                target,
-            });
         }
         all.push(endpoints);
     }
