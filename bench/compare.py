@@ -172,7 +172,7 @@ def hey(url, n, *, conns, rate=None, fresh=False):
 def wrk(url, duration, *, conns):
     if not shutil.which("wrk"):
         return None
-    out = run_measured(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", url])
+    out = run_measured(["wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency", url])
     unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
     def grab(p):
