@@ -354,12 +354,14 @@ impl Drop for EndOnDrop {
     }
 }
 
-fn error_response(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+/// A JSON `{"error": message}` reply.
+pub(crate) fn error_response(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     let body = serde_json::json!({ "error": message }).to_string();
     json_response(status, body.into_bytes())
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+/// A reply with a JSON body.
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     resp.headers_mut()
@@ -372,13 +374,7 @@ mod tests {
     use super::*;
     use crate::MeasurementResponse;
 
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |k| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone())
-    }
+    use crate::test_env::env_of;
 
     #[test]
     fn port_priority_and_default() {

@@ -194,6 +194,20 @@ pub fn random_hex_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+/// What the unit tests of several modules share.
+#[cfg(test)]
+mod test_env {
+    /// An environment lookup over fixed `pairs` (the modules read the environment through a
+    /// `Fn(&str) -> Option<String>`, never directly).
+    pub(crate) fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -358,7 +358,7 @@ impl Budget {
 }
 
 /// Index (within the sub-experiment) of the first request of every burst, by burst id.
-fn first_request_indices(bursts: &[PlannedBurst]) -> Vec<u64> {
+pub(crate) fn first_request_indices(bursts: &[PlannedBurst]) -> Vec<u64> {
     let mut sizes = vec![0u64; bursts.len()];
     for b in bursts {
         if let Some(s) = sizes.get_mut(b.burst_id as usize) {

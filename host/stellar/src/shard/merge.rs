@@ -224,7 +224,7 @@ pub fn merge(run_dir: &Path, allow_partial: bool) -> anyhow::Result<MergeOutcome
             } else {
                 Vec::new()
             };
-            let firsts = first_request_indices(sub);
+            let firsts = crate::drive::first_request_indices(&sub.bursts);
             for row in &rows {
                 let first = firsts
                     .get(row.burst_id as usize)
@@ -412,25 +412,6 @@ fn find_shards(run_dir: &Path) -> anyhow::Result<Vec<(PathBuf, ShardRecord)>> {
     dirs.sort();
     dirs.into_iter()
         .map(|dir| Ok((dir.clone(), ShardRecord::read(&dir)?)))
-        .collect()
-}
-
-/// Index of the first request of every burst of `sub`, by burst id.
-fn first_request_indices(sub: &stellar_config::SubExperimentPlan) -> Vec<u64> {
-    let mut sizes = vec![0u64; sub.bursts.len()];
-    for b in &sub.bursts {
-        if let Some(s) = sizes.get_mut(b.burst_id as usize) {
-            *s = u64::from(b.size);
-        }
-    }
-    let mut next = 0;
-    sizes
-        .into_iter()
-        .map(|s| {
-            let first = next;
-            next += s;
-            first
-        })
         .collect()
 }
 
