@@ -70,17 +70,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
     faults: bool,
 ) -> io::Result<()> {
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(e) if crate::http::is_transient(&e) => continue,
-                Err(e) => return Err(e),
-            },
-        };
-        stream.set_nodelay(true).ok();
+    crate::http::accept_until(listener, shutdown, |stream| {
         tokio::spawn(async move {
             let service = service_fn(move |req| route(req, faults));
             let conn = http2::Builder::new(TokioExecutor::new())
@@ -88,7 +78,8 @@ pub async fn serve_with(
             // A peer that goes away or speaks bad HTTP/2 only ends its connection.
             conn.await.ok();
         });
-    }
+    })
+    .await
 }
 
 async fn route(

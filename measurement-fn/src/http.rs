@@ -105,21 +105,10 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
     faults: bool,
 ) -> io::Result<()> {
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(e) if is_transient(&e) => continue,
-                Err(e) => return Err(e),
-            },
-        };
-        // Responses are small; never let Nagle delay them.
-        stream.set_nodelay(true).ok();
+    accept_until(listener, shutdown, |stream| {
         if faults {
             tokio::spawn(serve_connection_with_faults(stream));
-            continue;
+            return;
         }
         tokio::spawn(async move {
             // No header-read timeout: hyper would start it on idle keep-alive connections too and
@@ -131,6 +120,33 @@ pub async fn serve_with(
             // The peer went away or spoke bad HTTP: nothing to do but drop the connection.
             conn.await.ok();
         });
+    })
+    .await
+}
+
+/// Accepts connections on `listener` until `shutdown` completes and hands each one, with Nagle
+/// off (replies are small; never let it delay them), to `handle`. Transient `accept` errors
+/// are skipped; the HTTP and gRPC servers share this loop.
+///
+/// # Errors
+/// A non-transient `accept` error (e.g. out of file descriptors).
+pub(crate) async fn accept_until(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    mut handle: impl FnMut(tokio::net::TcpStream),
+) -> io::Result<()> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => return Err(e),
+            },
+        };
+        stream.set_nodelay(true).ok();
+        handle(stream);
     }
 }
 
